@@ -1,0 +1,101 @@
+"""The engine contract: a stage sends all its requests in one call, the engine batches them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+Message = dict[str, str]  # {"role": "user" | "assistant" | "system", "content": str}
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling for one request; mirrors `vllm.SamplingParams`."""
+
+    n: int = 1
+    """Samples per request, >= 1."""
+    temperature: float = 0.8
+    """>= 0; 0 is greedy."""
+    top_p: float = 0.95
+    """In (0, 1]; 1 turns nucleus sampling off."""
+    max_tokens: int = 256
+    """New tokens per sample, >= 1."""
+    seed: int | None = None
+    """Per-request seed; the same seed gives the same n samples. None: not reproducible."""
+    stop: tuple[str, ...] = ()
+    """Strings that end a sample (not included in the text)."""
+    logprobs: bool = True
+    """Keep the sampled tokens' log-probabilities (their mean becomes a column)."""
+
+
+@dataclass(frozen=True)
+class GenRequest:
+    """Chat messages (templated by the engine) or a raw prefix to continue, plus sampling."""
+
+    request_id: str
+    messages: tuple[Message, ...] | None = None
+    prefix: str | None = None
+    sampling: Sampling = field(default_factory=Sampling)
+
+    def __post_init__(self) -> None:
+        if (self.messages is None) == (self.prefix is None):
+            raise ValueError(f"request {self.request_id!r}: give exactly one of `messages` or `prefix`")
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One sample of a request."""
+
+    index: int
+    text: str
+    num_tokens: int
+    mean_logprob: float | None
+    finish_reason: Literal["stop", "length", "error"] | str
+
+
+@dataclass(frozen=True)
+class GenResult:
+    """All samples of one request, or the error that made it fail after retries."""
+
+    request_id: str
+    completions: tuple[Completion, ...] = ()
+    prompt_tokens: int = 0
+    error: str | None = None
+
+
+@runtime_checkable
+class Engine(Protocol):
+    fingerprint: str
+    """Model + revision + dtype + engine version; part of every cache key."""
+
+    def generate(self, requests: Sequence[GenRequest]) -> list[GenResult]:
+        """Results in the order of `requests`, one per request, failed ones carrying `error`."""
+        ...
+
+
+def generate_with_splitting(
+    requests: Sequence[GenRequest],
+    run_batch,
+    *,
+    is_retryable=lambda exc: True,
+) -> list[GenResult]:
+    """Run `run_batch(requests)`; on failure split the batch in halves and retry each half.
+
+    A single request that still fails comes back as a `GenResult` with its error, so nothing is
+    silently dropped and one bad request cannot sink a whole stage. Errors for which
+    `is_retryable` is false are raised at once.
+    """
+    if not requests:
+        return []
+    try:
+        return run_batch(requests)
+    except Exception as exc:  # engine errors are data here: recorded per request below
+        if not is_retryable(exc):
+            raise
+        if len(requests) == 1:
+            return [GenResult(request_id=requests[0].request_id, error=f"{type(exc).__name__}: {exc}")]
+        mid = len(requests) // 2
+        return generate_with_splitting(requests[:mid], run_batch, is_retryable=is_retryable) + (
+            generate_with_splitting(requests[mid:], run_batch, is_retryable=is_retryable)
+        )

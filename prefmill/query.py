@@ -1,0 +1,53 @@
+"""DuckDB over every version in a store: one view per config, with `dataset` and `version` columns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from prefmill.errors import StoreError
+from prefmill.schemas.tables import VERSION_CONFIGS
+
+
+def config_glob(root: Path, config: str, *, dataset: str = "*") -> str:
+    # Staging folders start with "." and version folders with "v": only published versions match.
+    return str(root / dataset / "v[0-9]*" / "data" / config / "*.parquet")
+
+
+def connect(root: Path, *, dataset: str = "*") -> duckdb.DuckDBPyConnection:
+    """An in-memory connection with a view per config that has at least one published file."""
+    con = duckdb.connect()
+    for config in VERSION_CONFIGS:
+        glob = config_glob(root.resolve(), config, dataset=dataset)
+        if not con.sql(f"select count(*) from glob('{_quote(glob)}')").fetchall()[0][0]:
+            continue
+        con.sql(
+            f"""
+            create view {config} as
+            select regexp_extract(filename, '/([^/]+)/(v[0-9]+)/data/', 1) as dataset,
+                   regexp_extract(filename, '/([^/]+)/(v[0-9]+)/data/', 2) as version,
+                   * exclude (filename)
+            from read_parquet('{_quote(glob)}', filename = true, union_by_name = true)
+            """
+        )
+    return con
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def run_query(root: Path, sql: str, *, dataset: str = "*"):
+    """Run `sql` over the store's views; a missing view or bad SQL becomes a `StoreError`."""
+    con = connect(root, dataset=dataset)
+    try:
+        return con.sql(sql)
+    except duckdb.CatalogException as exc:
+        views = [r[0] for r in con.sql("select view_name from duckdb_views() where not internal").fetchall()]
+        raise StoreError(
+            f"query failed: {exc}",
+            hint=f"views over {root}: {', '.join(views) or 'none (no published versions yet)'}",
+        ) from None
+    except duckdb.Error as exc:
+        raise StoreError(f"query failed: {exc}") from None

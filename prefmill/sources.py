@@ -1,0 +1,105 @@
+"""Prompt sources: a JSONL or Parquet file, a folder, or a Hub dataset id, all into one prompts table."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import polars as pl
+
+from prefmill.config import SourceConfig
+from prefmill.errors import InputError
+from prefmill.schemas.tables import PROMPTS
+from prefmill.schemas.validate import conform
+from prefmill.tasks.verify import reference_final_answer
+
+TABLE_SUFFIXES = {".jsonl", ".json", ".parquet"}
+
+
+def prompt_id(question: str) -> str:
+    """Stable across files, row order and runs: a hash of the whitespace-normalised question."""
+    return hashlib.sha256(" ".join(question.split()).encode()).hexdigest()[:16]
+
+
+def read_table(path: str | Path) -> pl.DataFrame:
+    """Read a JSONL or Parquet file; a bad line is reported with its number."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if path.suffix == ".parquet":
+        try:
+            return pl.read_parquet(path)
+        except Exception as exc:  # polars/arrow raise several types for a corrupt file
+            raise InputError(f"{path}: not a readable Parquet file: {exc}") from None
+    if path.suffix not in {".jsonl", ".json"}:
+        raise InputError(f"{path}: unsupported file type {path.suffix!r}", hint="use .jsonl or .parquet")
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}: row {line_no}: not valid JSON: {exc.msg}") from None
+            if not isinstance(row, dict):
+                raise InputError(f"{path}: row {line_no}: expected a JSON object, got {type(row).__name__}")
+            rows.append(row)
+    if not rows:
+        return pl.DataFrame()
+    try:
+        return pl.DataFrame(rows, infer_schema_length=None)
+    except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
+        raise InputError(f"{path}: rows have inconsistent field types: {exc}") from None
+
+
+def _read_dataset(cfg: SourceConfig) -> pl.DataFrame:
+    """A folder of files or a Hub dataset id, through `datasets` (the Hub's own loader)."""
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(cfg.path, cfg.subset, split=cfg.split)
+    except (FileNotFoundError, ValueError, datasets.exceptions.DatasetNotFoundError) as exc:
+        raise InputError(
+            f"{cfg.path}: cannot load split {cfg.split!r} as a local folder or Hub dataset: {exc}",
+            hint="check source.path / source.subset / source.split; set HF_HUB_OFFLINE=1 when offline",
+        ) from None
+    return pl.from_arrow(ds.data.table)
+
+
+def load_prompts(cfg: SourceConfig) -> pl.DataFrame:
+    """Read the source, check every row's question and reference, and give each prompt a stable id.
+
+    Duplicate questions keep their first row.
+    """
+    path = Path(cfg.path)
+    frame = read_table(path) if path.is_file() else _read_dataset(cfg)
+    where = str(path)
+    for name in filter(None, (cfg.question_field, cfg.answer_field)):
+        if name not in frame.columns:
+            raise InputError(
+                f"{where}: field {name!r} not found; fields are {', '.join(frame.columns) or 'none'}",
+                hint="set source.question_field / source.answer_field",
+            )
+    frame = frame.with_row_index("source_row").slice(cfg.offset, cfg.limit)
+    questions = frame.get_column(cfg.question_field)
+    if questions.dtype != pl.String:
+        raise InputError(f"{where}: field {cfg.question_field!r} must be text, got {questions.dtype}")
+    bad = frame.filter(questions.is_null() | (questions.str.strip_chars() == ""))
+    if bad.height:
+        raise InputError(f"{where}: row {bad['source_row'][0] + 1}, field {cfg.question_field!r}: empty or missing")
+    if cfg.answer_field:
+        references = frame.get_column(cfg.answer_field).cast(pl.String, strict=False)
+    else:
+        references = pl.Series([None] * frame.height, dtype=pl.String)
+    prompts = pl.DataFrame(
+        {
+            "prompt_id": [prompt_id(q) for q in questions],
+            "question": questions,
+            "reference": references,
+            "reference_answer": [reference_final_answer(r) if r is not None else None for r in references],
+            "source_row": frame["source_row"].cast(pl.Int64),
+        }
+    ).unique("prompt_id", keep="first", maintain_order=True)
+    return pl.from_arrow(conform(prompts, PROMPTS, where=where))

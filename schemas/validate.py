@@ -1,0 +1,37 @@
+"""Check a table against its schema at a stage boundary; errors name the table, row and column."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import polars as pl
+
+from prefmill.errors import SchemaError
+
+
+def conform(table: pa.Table | pl.DataFrame, schema: pa.Schema, *, where: str) -> pa.Table:
+    """Return `table` with exactly `schema`'s columns, order and types, or raise `SchemaError`.
+
+    `where` names the table in errors (a file path or `stage output`). Extra columns are dropped.
+    """
+    if isinstance(table, pl.DataFrame):
+        table = table.to_arrow()
+    missing = [f.name for f in schema if f.name not in table.column_names]
+    if missing:
+        raise SchemaError(
+            f"{where}: missing column(s) {', '.join(missing)}; has {', '.join(table.column_names) or 'none'}"
+        )
+    columns = []
+    for field in schema:
+        column = table.column(field.name)
+        try:
+            column = column.cast(field.type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise SchemaError(
+                f"{where}: column {field.name!r} has type {column.type}, expected {field.type}: {exc}"
+            ) from None
+        if not field.nullable and column.null_count:
+            row = pc.index(pc.is_null(column), True).as_py()
+            raise SchemaError(f"{where}: row {row}, column {field.name!r}: null where a value is required")
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=schema)
