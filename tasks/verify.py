@@ -23,6 +23,7 @@ NO_ANSWER_FOUND = "no_answer_found"
 UNPARSABLE_ANSWER = "unparsable_answer"
 NO_REFERENCE = "no_reference"
 ENGINE_ERROR = "engine_error"
+TRUNCATED = "truncated"  # cut at max_tokens and no explicit answer: a trailing number there is mid-work
 
 _HASHES = re.compile(r"####\s*([^\n]*)")
 _ANSWER_IS = re.compile(
@@ -30,6 +31,8 @@ _ANSWER_IS = re.compile(
 )
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 _FRACTION = re.compile(r"-?\d+\s*/\s*\d+")
+# A number closing the text, maybe followed by a unit or two and a full stop: "... is 18 dollars."
+_TRAILING_NUMBER = re.compile(r"(-?\d[\d,]*(?:\.\d+)?)\s*(?:[A-Za-z%]+\s*){0,2}[.!]?\s*$")
 
 
 def _last_boxed(text: str) -> str | None:
@@ -63,18 +66,25 @@ def normalize_answer(raw: str) -> str | None:
     return text
 
 
+def find_answer(text: str) -> tuple[str | None, str | None]:
+    """(normalised final answer, how it was found) or (None, None) when the text states none.
+
+    `how` is one of `hashes`, `boxed`, `answer_is`, `trailing_number`; only the last one is a guess.
+    """
+    if hashes := _HASHES.findall(text):
+        return normalize_answer(hashes[-1]), "hashes"
+    if (boxed := _last_boxed(text)) is not None:
+        return normalize_answer(boxed), "boxed"
+    if said := _ANSWER_IS.findall(text):
+        return normalize_answer(said[-1]), "answer_is"
+    if m := _TRAILING_NUMBER.search(text.replace("$", "")):
+        return normalize_answer(m.group(1)), "trailing_number"
+    return None, None
+
+
 def extract_answer(text: str) -> str | None:
     """The final answer stated in a solution, normalised; None when it states none."""
-    if hashes := _HASHES.findall(text):
-        candidate = hashes[-1]
-    elif (boxed := _last_boxed(text)) is not None:
-        candidate = boxed
-    elif said := _ANSWER_IS.findall(text):
-        candidate = said[-1]
-    else:
-        numbers = _NUMBER.findall(text.replace("$", ""))
-        candidate = numbers[-1] if numbers else ""
-    return normalize_answer(candidate)
+    return find_answer(text)[0]
 
 
 def reference_final_answer(reference: str) -> str | None:
@@ -99,11 +109,15 @@ def answers_match(reference: str, candidate: str, *, timeout_seconds: int = 5) -
     return bool(mv_verify(gold, pred, timeout_seconds=t))
 
 
-def judge(completion: str, reference_answer: str | None, *, timeout_seconds: int = 5) -> tuple[str | None, bool, str | None]:
+def judge(
+    completion: str, reference_answer: str | None, *, truncated: bool = False, timeout_seconds: int = 5
+) -> tuple[str | None, bool, str | None]:
     """(extracted answer, correct, verify_error) for one completion."""
     if not completion.strip():
         return None, False, EMPTY_COMPLETION
-    extracted = extract_answer(completion)
+    extracted, how = find_answer(completion)
+    if truncated and how == "trailing_number":
+        return None, False, TRUNCATED
     if extracted is None:
         return None, False, NO_ANSWER_FOUND
     if reference_answer is None:
@@ -114,20 +128,42 @@ def judge(completion: str, reference_answer: str | None, *, timeout_seconds: int
     return extracted, verdict, None
 
 
-def verify(samples: pl.DataFrame, prompts: pl.DataFrame, *, cfg: VerifyConfig) -> pl.DataFrame:
-    """Add `reference_answer`, `extracted`, `correct`, `verify_error` to every sample.
+def verify_rows(
+    frame: pl.DataFrame,
+    *,
+    completion_field: str,
+    reference_field: str,
+    cfg: VerifyConfig,
+    error_field: str | None = None,
+    finish_field: str | None = None,
+) -> pl.DataFrame:
+    """Add `reference_answer`, `extracted`, `correct`, `verify_error` to every row.
 
-    Failed engine requests stay in the table as incorrect with `verify_error="engine_error"`.
+    The reference may be a worked solution or a bare answer. Rows whose `error_field` is set (a
+    request the engine failed) stay, as incorrect with `verify_error="engine_error"`.
     """
-    frame = samples.join(prompts.select("prompt_id", "reference_answer"), on="prompt_id", how="left")
+    references = [reference_final_answer(r) if r is not None else None for r in frame[reference_field]]
+    errors = frame[error_field] if error_field else [None] * frame.height
+    finishes = frame[finish_field] if finish_field else [None] * frame.height
     verdicts = [
         (None, False, ENGINE_ERROR)
         if error is not None
-        else judge(text, ref, timeout_seconds=cfg.timeout_seconds)
-        for text, ref, error in zip(frame["completion"], frame["reference_answer"], frame["error"])
+        else judge(text or "", ref, truncated=finish == "length", timeout_seconds=cfg.timeout_seconds)
+        for text, ref, error, finish in zip(frame[completion_field], references, errors, finishes)
     ]
     return frame.with_columns(
+        pl.Series("reference_answer", references, dtype=pl.String),
         pl.Series("extracted", [v[0] for v in verdicts], dtype=pl.String),
         pl.Series("correct", [v[1] for v in verdicts], dtype=pl.Boolean),
         pl.Series("verify_error", [v[2] for v in verdicts], dtype=pl.String),
     )
+
+
+def verify(samples: pl.DataFrame, prompts: pl.DataFrame, *, cfg: VerifyConfig) -> pl.DataFrame:
+    """Verify generated samples against their prompt's reference (joined on `prompt_id`)."""
+    frame = samples.join(prompts.select("prompt_id", "reference"), on="prompt_id", how="left")
+    checked = verify_rows(
+        frame, completion_field="completion", reference_field="reference", cfg=cfg,
+        error_field="error", finish_field="finish_reason",
+    )
+    return checked.drop("reference")

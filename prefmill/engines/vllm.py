@@ -19,6 +19,7 @@ _VLLM_ENV = {
     "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
     "VLLM_CPU_KVCACHE_SPACE": "1",
     "OMP_NUM_THREADS": str(len(os.sched_getaffinity(0))),
+    "VLLM_LOGGING_STREAM": "ext://sys.stderr",  # stdout is for results (the CLI prints the version path)
 }
 
 

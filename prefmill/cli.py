@@ -1,0 +1,203 @@
+"""`prefmill`: run recipes, inspect versions, query them with DuckDB, verify answers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from prefmill.errors import PrefmillError
+from prefmill.store import default_store
+
+app = typer.Typer(
+    help="Mill prompts into versioned preference datasets (Prefect flows driving vLLM).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+StoreOpt = Annotated[
+    Optional[Path],
+    typer.Option("--store", help="Store folder. Default: $PREFMILL_STORE or ./store.", show_default=False),
+]
+
+
+def _store(store: Path | None) -> Path:
+    return store if store is not None else default_store()
+
+
+def _fail(exc: PrefmillError) -> None:
+    err.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True)
+    if exc.hint:
+        err.print(f"[yellow]hint:[/] {exc.hint}", highlight=False)
+    raise typer.Exit(2)
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="Recipe YAML, e.g. configs/demo.yaml.")],
+    store: StoreOpt = None,
+    set_: Annotated[
+        Optional[list[str]],
+        typer.Option("--set", help="Override a recipe key: --set generate.n=8 (repeatable)."),
+    ] = None,
+) -> None:
+    """Run the preference flow of a recipe and publish a new dataset version."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from prefmill import progress
+    from prefmill.config import load_config
+
+    try:
+        cfg = load_config(config, set_ or [])
+    except PrefmillError as exc:
+        _fail(exc)
+    from prefmill.flows.preference import preference
+
+    root = _store(store)
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err)
+    ids: dict[str, int] = {}
+
+    def listener(stage: str, done: int, total: int) -> None:
+        if stage not in ids:
+            ids[stage] = bar.add_task(f"{stage} (prompts)", total=total)
+        bar.update(ids[stage], completed=done)
+
+    progress.add_listener(listener)
+    try:
+        with bar:
+            result = preference(config=cfg.model_dump(mode="json"), store=str(root))
+    except PrefmillError as exc:
+        _fail(exc)
+    finally:
+        progress.remove_listener(listener)
+    _print_summary(result)
+    console.print(result["path"], highlight=False, soft_wrap=True)
+
+
+def _print_summary(result: dict) -> None:
+    s, p = result["stats"]["samples"], result["stats"]["pairs"]
+    title = f"{result['dataset']} {result['version']}" + ("" if result["created"] else " (unchanged: identical to latest)")
+    table = Table(title=title, show_header=True)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in [
+        ("prompts", s["prompts"]), ("samples", s["samples"]), ("correct samples", s["correct"]),
+        ("accuracy", s["accuracy"]), ("pass@n", s["pass_at_n"]), ("mean tokens", s["mean_tokens"]),
+        ("engine failures", s["engine_failures"]), ("pairs", p["pairs"]),
+        ("chosen from", ", ".join(f"{k}={v}" for k, v in p["chosen_source"].items()) or "-"),
+        ("prompts without pair", ", ".join(f"{k}={v}" for k, v in p["dropped"].items()) or "-"),
+    ]:
+        table.add_row(name, str(value))
+    console.print(table)
+
+
+@app.command()
+def versions(dataset: Annotated[str, typer.Argument(help="Dataset name.")], store: StoreOpt = None) -> None:
+    """List a dataset's versions, oldest first."""
+    from prefmill.store import read_manifest, version_names
+
+    root = _store(store)
+    names = version_names(root, dataset)
+    if not names:
+        _fail(PrefmillError(f"{root / dataset}: no versions of dataset {dataset!r}", hint="run `prefmill run CONFIG` first"))
+    table = Table(title=f"{dataset} in {root}")
+    for col in ("version", "parent", "created_at", "samples", "pairs", "engine"):
+        table.add_column(col)
+    for name in names:
+        m = read_manifest(root, dataset, name)
+        st = m.get("stats", {})
+        table.add_row(
+            name, m.get("parent") or "-", m["created_at"], str(st.get("samples", {}).get("samples", "-")),
+            str(st.get("pairs", {}).get("pairs", "-")), m.get("engine", "-"),
+        )
+    console.print(table)
+
+
+@app.command()
+def show(
+    dataset: Annotated[str, typer.Argument(help="Dataset name.")],
+    version: Annotated[Optional[str], typer.Argument(help="v0001 or 1. Default: the latest.")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Show a version's manifest: files, rows, stats, engine and recipe."""
+    from prefmill.store import read_manifest
+
+    try:
+        manifest = read_manifest(_store(store), dataset, version)
+    except PrefmillError as exc:
+        _fail(exc)
+    console.print_json(json.dumps(manifest))
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL over the views `samples` and `pairs` (all versions).")],
+    store: StoreOpt = None,
+    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    dataset: Annotated[str, typer.Option(help="Restrict the views to one dataset.")] = "*",
+) -> None:
+    """Query every published version with DuckDB; views carry `dataset` and `version` columns."""
+    from prefmill.query import run_query
+
+    try:
+        frame = run_query(_store(store), sql, dataset=dataset).pl()
+    except PrefmillError as exc:
+        _fail(exc)
+    if format is Format.csv:
+        sys.stdout.write(frame.write_csv())
+    elif format is Format.json:
+        sys.stdout.write(json.dumps(frame.to_dicts(), default=str) + "\n")
+    else:
+        table = Table(show_header=True)
+        for name in frame.columns:
+            table.add_column(name)
+        for row in frame.iter_rows():
+            table.add_row(*("" if v is None else str(v) for v in row))
+        console.print(table)
+
+
+@app.command("verify")
+def verify_file(
+    input: Annotated[Path, typer.Argument(help="JSONL or Parquet file of completions.")],
+    completion_field: Annotated[str, typer.Option(help="Field holding the model's answer text.")],
+    reference_field: Annotated[str, typer.Option(help="Field holding the reference: a worked solution or a bare answer.")],
+    out: Annotated[Path, typer.Option(help="Output file; .parquet or .jsonl decides the format.")],
+) -> None:
+    """Check answers with math-verify: writes the rows plus `extracted`, `reference_answer`, `correct`."""
+    from prefmill.verify_file import verify_file as run_verify
+
+    try:
+        counts = run_verify(input, completion_field=completion_field, reference_field=reference_field, out=out)
+    except PrefmillError as exc:
+        _fail(exc)
+    console.print(f"{counts['correct']} of {counts['rows']} correct -> {out}", highlight=False)
+
+
+@app.command("prepare-model")
+def prepare_model(force: Annotated[bool, typer.Option(help="Convert again even if cached.")] = False) -> None:
+    """Convert the packaged default model (SmolLM2-135M-Instruct GGUF) to safetensors, once."""
+    from prefmill.models import prepare_default_model
+
+    try:
+        console.print(str(prepare_default_model(force=force)))
+    except PrefmillError as exc:
+        _fail(exc)
+
+
+if __name__ == "__main__":
+    app()
