@@ -27,7 +27,6 @@ model: setup
 
 demo: model
 	$(BIN)/prefmill run configs/demo.yaml
-	$(BIN)/prefmill query "select version, count(*) as pairs, count(*) filter (where chosen_source = 'sample') as chosen_from_samples from pairs group by version order by version"
 
 test: model
 	$(BIN)/python -m pytest -q

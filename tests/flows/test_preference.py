@@ -1,0 +1,118 @@
+"""The preference flow on the scripted engine: a real Prefect run, real Parquet, real DuckDB."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from prefmill.config import EngineConfig, validate_config
+from prefmill.engines import register_engine
+from prefmill.engines.scripted import ScriptedEngine, gsm8k_policy
+from prefmill.errors import InputError
+from prefmill.flows.preference import preference
+from prefmill.query import run_query
+from prefmill.sources import read_table
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+def _recipe(source: Path, *, dataset: str, p_error: float, limit: int = 12, chunk: int = 5) -> dict:
+    return validate_config(
+        {
+            "dataset": dataset,
+            "source": {"path": str(source), "limit": limit},
+            "engine": {"kind": "scripted", "p_error": p_error},
+            "generate": {"n": 4, "chunk_size": chunk},
+        }
+    ).model_dump(mode="json")
+
+
+def _engine_for(recipe: dict, source: Path, *, p_error: float) -> ScriptedEngine:
+    rows = read_table(source).head(recipe["source"]["limit"])
+    engine = ScriptedEngine(gsm8k_policy(dict(zip(rows["question"], rows["answer"])), p_error=p_error))
+    register_engine(EngineConfig.model_validate(recipe["engine"]), engine)
+    return engine
+
+
+def test_flow_publishes_version_and_rerun_is_cached(tmp_path, gsm8k_test):
+    recipe = _recipe(gsm8k_test, dataset="flow-a", p_error=0.4)
+    engine = _engine_for(recipe, gsm8k_test, p_error=0.4)
+    store = tmp_path / "store"
+
+    first = preference(config=recipe, store=str(store))
+
+    assert first["version"] == "v0001" and first["created"]
+    assert engine.calls == 3  # 12 prompts in chunks of 5: one engine call per chunk
+    manifest = json.loads((store / "flow-a" / "v0001" / "manifest.json").read_text())
+    assert manifest["files"]["data/samples/train-00000-of-00001.parquet"]["rows"] == 48
+    assert manifest["engine"] == engine.fingerprint
+    pairs = manifest["stats"]["pairs"]["pairs"]
+    assert pairs + sum(manifest["stats"]["pairs"]["dropped"].values()) == 12
+    rows = run_query(store, "select version, count(*) from pairs group by version").fetchall()
+    assert rows == [("v0001", pairs)]
+
+    second = preference(config=recipe, store=str(store))
+
+    assert engine.calls == 3  # every stage came from the cache
+    assert second["version"] == "v0001" and not second["created"]
+    assert sorted(p.name for p in (store / "flow-a").iterdir()) == ["v0001"]
+
+
+def test_crash_in_a_chunk_resumes_after_finished_chunks(tmp_path, gsm8k_test):
+    recipe = _recipe(gsm8k_test, dataset="flow-b", p_error=0.3)
+    healthy = _engine_for(recipe, gsm8k_test, p_error=0.3)
+
+    class CrashOnSecondCall(ScriptedEngine):
+        def generate(self, requests):
+            if self.calls == 1:
+                self.calls += 1
+                raise KeyboardInterrupt("simulated kill during chunk 2")
+            return super().generate(requests)
+
+    crashing = CrashOnSecondCall(healthy.policy)
+    crashing.fingerprint = healthy.fingerprint
+    register_engine(EngineConfig.model_validate(recipe["engine"]), crashing)
+    store = tmp_path / "store"
+    with pytest.raises(BaseException):
+        preference(config=recipe, store=str(store))
+    assert not (store / "flow-b").exists() or not any(p.name.startswith("v") for p in (store / "flow-b").iterdir())
+
+    register_engine(EngineConfig.model_validate(recipe["engine"]), healthy)
+    result = preference(config=recipe, store=str(store))
+
+    assert result["version"] == "v0001"
+    assert healthy.requests_seen == 7  # chunk 1 (5 prompts) was checkpointed; chunks 2-3 ran
+
+
+def test_bad_input_row_fails_with_file_row_field_and_no_version(tmp_path):
+    source = tmp_path / "prompts.jsonl"
+    source.write_text('{"question": "What is 1+1?", "answer": "2"}\n{"question": "", "answer": "3"}\n')
+    recipe = _recipe(source, dataset="flow-c", p_error=0.0, limit=2)
+    store = tmp_path / "store"
+
+    with pytest.raises(InputError) as info:
+        preference(config=recipe, store=str(store))
+
+    assert str(source) in info.value.message and "row 2" in info.value.message and "'question'" in info.value.message
+    assert not (store / "flow-c").exists()
+
+
+def test_concurrent_runs_of_different_recipes_get_distinct_versions(tmp_path, gsm8k_test):
+    store = tmp_path / "store"
+    results = {}
+    recipes = {p: _recipe(gsm8k_test, dataset="flow-d", p_error=p, limit=6) for p in (0.2, 0.6)}
+    for p, recipe in recipes.items():
+        _engine_for(recipe, gsm8k_test, p_error=p)
+
+    def run(p):
+        results[p] = preference(config=recipes[p], store=str(store))["version"]
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in recipes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results.values()) == ["v0001", "v0002"]

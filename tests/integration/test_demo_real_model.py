@@ -1,0 +1,92 @@
+"""The demo recipe end to end on the real model: vLLM, a Prefect server, Parquet versions, DuckDB."""
+
+from __future__ import annotations
+
+import json
+
+import datasets
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from prefmill.cli import app
+from prefmill.schemas.tables import PAIRS, VERIFIED
+from tests.integration.conftest import DEMO
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
+
+
+def test_demo_run_publishes_queryable_version_and_rerun_hits_cache(tmp_path, real_engine, demo_config):
+    store = tmp_path / "store"
+    runner = CliRunner()
+    calls_before = real_engine.calls
+
+    result = runner.invoke(app, ["run", str(DEMO), "--store", str(store)])
+
+    assert result.exit_code == 0, result.output
+    version_dir = store / demo_config.dataset / "v0001"
+    assert result.output.strip().splitlines()[-1] == str(version_dir)
+    assert real_engine.calls == calls_before + 1  # one batched engine call for the whole stage
+    manifest = json.loads((version_dir / "manifest.json").read_text())
+    n_prompts, n = demo_config.source.limit, demo_config.generate.n
+    samples_file = version_dir / "data" / "samples" / "train-00000-of-00001.parquet"
+    pairs_file = version_dir / "data" / "pairs" / "train-00000-of-00001.parquet"
+    assert pq.read_schema(samples_file).remove_metadata() == VERIFIED
+    assert pq.read_schema(pairs_file).remove_metadata() == PAIRS
+    assert manifest["files"]["data/samples/train-00000-of-00001.parquet"]["rows"] == n_prompts * n
+    assert manifest["engine"] == real_engine.fingerprint and "float" in manifest["engine"]
+    assert manifest["config"]["generate"]["n"] == n
+
+    samples = pq.read_table(samples_file).to_pylist()
+    assert all(s["num_tokens"] > 0 and s["mean_logprob"] is not None for s in samples)
+    assert {s["finish_reason"] for s in samples} <= {"stop", "length"}
+    # A sample is correct exactly when its extracted answer equals the reference (math-verify).
+    assert all(s["correct"] == (s["extracted"] is not None and float(s["extracted"]) == float(s["reference_answer"]))
+               for s in samples if s["extracted"] is None or s["extracted"].replace(".", "").lstrip("-").isdigit())
+
+    query = runner.invoke(app, ["query", "select count(*) as n from pairs", "--store", str(store), "--format", "json"])
+    assert query.exit_code == 0, query.output
+    assert json.loads(query.output) == [{"n": manifest["stats"]["pairs"]["pairs"]}]
+    assert manifest["stats"]["pairs"]["pairs"] > 0
+
+    # TRL's conversational preference format, loadable by `datasets`.
+    ds = datasets.load_dataset("parquet", data_files=str(pairs_file), split="train")
+    row = ds[0]
+    assert row["prompt"][0]["role"] == "user" and row["chosen"][0]["role"] == "assistant"
+    assert row["rejected"][0]["content"] != row["chosen"][0]["content"]
+
+    again = runner.invoke(app, ["run", str(DEMO), "--store", str(store)])
+
+    assert again.exit_code == 0, again.output
+    assert real_engine.calls == calls_before + 1  # the second run never called the engine
+    assert "unchanged" in again.output
+    assert sorted(p.name for p in (store / demo_config.dataset).iterdir()) == ["v0001"]
+
+
+def test_same_seed_gives_same_samples_and_prefix_continuation_works(real_engine):
+    from prefmill.engines.base import GenRequest, Sampling
+
+    sampling = Sampling(n=2, max_tokens=24, seed=7)
+    chat = GenRequest("chat", messages=({"role": "user", "content": "What is 12 + 30?"},), sampling=sampling)
+    prefix = real_engine.render(chat) + "12 + 30 ="
+    cont = GenRequest("cont", prefix=prefix, sampling=sampling)
+
+    first = real_engine.generate([chat, cont])
+    second = real_engine.generate([cont, chat])
+
+    assert [c.text for c in first[0].completions] == [c.text for c in second[1].completions]
+    assert [c.text for c in first[1].completions] == [c.text for c in second[0].completions]
+    assert all(len(r.completions) == 2 and r.error is None for r in first)
+    assert all(0 < c.num_tokens <= 24 for r in first for c in r.completions)
+
+
+def test_bad_config_names_file_and_field_and_writes_nothing(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(DEMO.read_text().replace("  n: 4", "  n: 0").replace("rejected: most_confident", "rejectd: x"))
+    store = tmp_path / "store"
+
+    result = CliRunner().invoke(app, ["run", str(bad), "--store", str(store)])
+
+    assert result.exit_code == 2
+    assert str(bad) in result.output and "generate.n" in result.output and "pairs.rejectd" in result.output
+    assert not store.exists()
