@@ -94,6 +94,9 @@ class VLLMEngine:
                 seed=self.seed,
                 enforce_eager=self._device() == "cpu",
                 enable_prefix_caching=self.enable_prefix_caching,
+                # On CPU, vLLM 0.32 crashes ("CPU Generator does not use offset") when a seeded
+                # request's prompt is split across scheduler steps; whole-prompt prefill avoids it.
+                enable_chunked_prefill=self._device() != "cpu",
                 **self.llm_kwargs,
             )
         return self._llm

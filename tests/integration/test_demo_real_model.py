@@ -90,3 +90,16 @@ def test_bad_config_names_file_and_field_and_writes_nothing(tmp_path):
     assert result.exit_code == 2
     assert str(bad) in result.output and "generate.n" in result.output and "pairs.rejectd" in result.output
     assert not store.exists()
+
+
+def test_seeded_batch_larger_than_one_scheduler_step(real_engine):
+    """48 seeded prompts of ~110 tokens exceed one 4096-token step: prefill must not be chunked on CPU."""
+    from prefmill.config import GenerateConfig, SourceConfig
+    from prefmill.sources import load_prompts
+    from prefmill.tasks.generate import generate
+    from tests.conftest import GSM8K
+
+    prompts = load_prompts(SourceConfig(path=str(GSM8K / "test.jsonl"), limit=48))
+    samples = generate(prompts, engine=real_engine, cfg=GenerateConfig(n=2, max_tokens=2))
+
+    assert samples.height == 96 and samples["error"].null_count() == 96
