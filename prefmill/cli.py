@@ -35,9 +35,11 @@ def _store(store: Path | None) -> Path:
 
 
 def _fail(exc: PrefmillError) -> None:
-    err.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True)
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
     if exc.hint:
-        err.print(f"[yellow]hint:[/] {exc.hint}", highlight=False)
+        err.print(f"[yellow]hint:[/] {escape(exc.hint)}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -56,8 +58,11 @@ def run(
     from prefmill import progress
     from prefmill.config import load_config
 
+    from prefmill.sources import load_prompts
+
     try:
         cfg = load_config(config, set_ or [])
+        load_prompts(cfg.source)  # a bad input fails here, in one line, before Prefect starts
     except PrefmillError as exc:
         _fail(exc)
     from prefmill.flows.preference import preference

@@ -80,18 +80,6 @@ def test_same_seed_gives_same_samples_and_prefix_continuation_works(real_engine)
     assert all(0 < c.num_tokens <= 24 for r in first for c in r.completions)
 
 
-def test_bad_config_names_file_and_field_and_writes_nothing(tmp_path):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(DEMO.read_text().replace("  n: 4", "  n: 0").replace("rejected: most_confident", "rejectd: x"))
-    store = tmp_path / "store"
-
-    result = CliRunner().invoke(app, ["run", str(bad), "--store", str(store)])
-
-    assert result.exit_code == 2
-    assert str(bad) in result.output and "generate.n" in result.output and "pairs.rejectd" in result.output
-    assert not store.exists()
-
-
 def test_seeded_batch_larger_than_one_scheduler_step(real_engine):
     """48 seeded prompts of ~110 tokens exceed one 4096-token step: prefill must not be chunked on CPU."""
     from prefmill.config import GenerateConfig, SourceConfig
