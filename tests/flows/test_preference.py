@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from prefect.artifacts import Artifact
 
 from prefmill.config import EngineConfig, validate_config
 from prefmill.engines import register_engine
@@ -53,6 +54,11 @@ def test_flow_publishes_version_and_rerun_is_cached(tmp_path, gsm8k_test):
     assert pairs + sum(manifest["stats"]["pairs"]["dropped"].values()) == 12
     rows = run_query(store, "select version, count(*) from pairs group by version").fetchall()
     assert rows == [("v0001", pairs)]
+    stage_counts = Artifact.get("flow-a-stage-counts")
+    assert stage_counts is not None and stage_counts.type == "table"
+    table = json.loads(stage_counts.data) if isinstance(stage_counts.data, str) else stage_counts.data
+    assert [row["stage"] for row in table] == ["load-prompts", "generate", "verify", "pairs"]
+    assert [row["rows_out"] for row in table][:2] == [12, 48] and table[3]["rows_out"] == pairs
 
     second = preference(config=recipe, store=str(store))
 
