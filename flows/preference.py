@@ -31,7 +31,7 @@ def preference(config: dict[str, Any], store: str = "store") -> dict[str, Any]:
     work = str((root / ".cache" / cfg.dataset).resolve())
     storage = result_storage(root)
     generate, concat, verify, pairs = (
-        t.with_options(result_storage=storage) for t in (generate_task, concat_task, verify_task, pairs_task)
+        _cached(t.with_options(result_storage=storage)) for t in (generate_task, concat_task, verify_task, pairs_task)
     )
 
     prompts = load_prompts_task(cfg.source, work=work)
@@ -52,6 +52,18 @@ def preference(config: dict[str, Any], store: str = "store") -> dict[str, Any]:
     )
     _publish_artifacts(cfg, prompts.rows, version)
     return version
+
+
+def _cached(task):
+    """Call `task`; if its cached result points at a Parquet file that was deleted, recompute it."""
+
+    def call(*args, **kwargs):
+        ref = task(*args, **kwargs)
+        if Path(ref.path).is_file():
+            return ref
+        return task.with_options(refresh_cache=True)(*args, **kwargs)
+
+    return call
 
 
 def _publish_artifacts(cfg: RunConfig, n_prompts: int, version: dict[str, Any]) -> None:

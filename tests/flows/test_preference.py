@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from pathlib import Path
 
@@ -65,6 +66,12 @@ def test_flow_publishes_version_and_rerun_is_cached(tmp_path, gsm8k_test):
     assert engine.calls == 3  # every stage came from the cache
     assert second["version"] == "v0001" and not second["created"]
     assert sorted(p.name for p in (store / "flow-a").iterdir()) == ["v0001"]
+
+    shutil.rmtree(store / ".cache" / "flow-a" / "generate")  # a user freeing disk space
+    third = preference(config=recipe, store=str(store))
+
+    assert engine.calls == 6  # the lost chunks were generated again, not read from a dangling ref
+    assert third["version"] == "v0001" and not third["created"]
 
 
 def test_crash_in_a_chunk_resumes_after_finished_chunks(tmp_path, gsm8k_test):
