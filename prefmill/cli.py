@@ -160,7 +160,7 @@ def query(
     from prefmill.query import run_query
 
     try:
-        frame = run_query(_store(store), sql, dataset=dataset).pl()
+        frame = run_query(_store(store), sql, dataset=dataset)
     except PrefmillError as exc:
         _fail(exc)
     if format is Format.csv:

@@ -125,7 +125,7 @@ def _format_errors(origin: str, exc: ValidationError) -> str:
     lines = [f"{origin}: invalid recipe"]
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        got = "" if err["type"] == "missing" else f" (got {err['input']!r})"
+        got = "" if err["type"] in ("missing", "value_error") else f" (got {err['input']!r})"
         lines.append(f"  {where}: {err['msg']}{got}")
     return "\n".join(lines)
 

@@ -22,19 +22,27 @@ def prompt_id(question: str) -> str:
     return hashlib.sha256(" ".join(question.split()).encode()).hexdigest()[:16]
 
 
-def read_table(path: str | Path) -> pl.DataFrame:
-    """Read a JSONL or Parquet file; a bad line is reported with its number."""
+LINE = "_line"
+
+
+def read_table(path: str | Path, *, line_numbers: bool = False) -> pl.DataFrame:
+    """Read a JSONL or Parquet file; a bad line is reported with its number.
+
+    With `line_numbers`, a `_line` column holds each row's 1-based line (JSONL) or row (Parquet),
+    so later errors name the row a user sees in an editor.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if path.suffix == ".parquet":
         try:
-            return pl.read_parquet(path)
+            frame = pl.read_parquet(path)
         except Exception as exc:  # polars/arrow raise several types for a corrupt file
             raise InputError(f"{path}: not a readable Parquet file: {exc}") from None
+        return frame.with_row_index(LINE, offset=1) if line_numbers else frame
     if path.suffix not in {".jsonl", ".json"}:
         raise InputError(f"{path}: unsupported file type {path.suffix!r}", hint="use .jsonl or .parquet")
-    rows = []
+    rows, lines = [], []
     with path.open(encoding="utf-8") as fh:
         for line_no, line in enumerate(fh, start=1):
             if not line.strip():
@@ -46,12 +54,14 @@ def read_table(path: str | Path) -> pl.DataFrame:
             if not isinstance(row, dict):
                 raise InputError(f"{path}: row {line_no}: expected a JSON object, got {type(row).__name__}")
             rows.append(row)
+            lines.append(line_no)
     if not rows:
         return pl.DataFrame()
     try:
-        return pl.DataFrame(rows, infer_schema_length=None)
+        frame = pl.DataFrame(rows, infer_schema_length=None)
     except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
         raise InputError(f"{path}: rows have inconsistent field types: {exc}") from None
+    return frame.with_columns(pl.Series(LINE, lines, dtype=pl.UInt32)) if line_numbers else frame
 
 
 def _read_dataset(cfg: SourceConfig) -> pl.DataFrame:
@@ -74,12 +84,14 @@ def load_prompts(cfg: SourceConfig) -> pl.DataFrame:
     Duplicate questions keep their first row.
     """
     path = Path(cfg.path)
-    frame = read_table(path) if path.is_file() else _read_dataset(cfg)
+    frame = read_table(path, line_numbers=True) if path.is_file() else _read_dataset(cfg)
+    if LINE not in frame.columns:
+        frame = frame.with_row_index(LINE, offset=1)
     where = str(path)
     for name in filter(None, (cfg.question_field, cfg.answer_field)):
         if name not in frame.columns:
             raise InputError(
-                f"{where}: field {name!r} not found; fields are {', '.join(frame.columns) or 'none'}",
+                f"{where}: field {name!r} not found; fields are {', '.join(c for c in frame.columns if c != LINE) or 'none'}",
                 hint="set source.question_field / source.answer_field",
             )
     frame = frame.with_row_index("source_row").slice(cfg.offset, cfg.limit)
@@ -88,7 +100,7 @@ def load_prompts(cfg: SourceConfig) -> pl.DataFrame:
         raise InputError(f"{where}: field {cfg.question_field!r} must be text, got {questions.dtype}")
     bad = frame.filter(questions.is_null() | (questions.str.strip_chars() == ""))
     if bad.height:
-        raise InputError(f"{where}: row {bad['source_row'][0] + 1}, field {cfg.question_field!r}: empty or missing")
+        raise InputError(f"{where}: row {bad[LINE][0]}, field {cfg.question_field!r}: empty or missing")
     if cfg.answer_field:
         references = frame.get_column(cfg.answer_field).cast(pl.String, strict=False)
     else:

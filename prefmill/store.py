@@ -115,11 +115,14 @@ def publish_version(
                 if latest.get("content_hash") == content_hash:
                     shutil.rmtree(staging)
                     return Version(dataset, names[-1], folder / names[-1], latest, created=False)
-            name = f"v{int(names[-1][1:]) + 1 if names else 1:04d}"
+            # Numbering and parent come from one fresh listing; a folder without manifest still holds its number.
+            taken = {int(m.group(1)): p for p in folder.iterdir() if (m := _VERSION.match(p.name))}
+            name = f"v{max(taken, default=0) + 1:04d}"
+            published = [taken[n].name for n in sorted(taken) if (taken[n] / MANIFEST).is_file()]
             manifest = {
                 "dataset": dataset,
                 "version": name,
-                "parent": names[-1] if names else None,
+                "parent": published[-1] if published else None,
                 "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                 "git_sha": git_sha(),
                 "content_hash": content_hash,

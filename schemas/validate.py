@@ -9,6 +9,24 @@ import polars as pl
 from prefmill.errors import SchemaError
 
 
+def _shape_mismatch(actual: pa.DataType, expected: pa.DataType) -> str | None:
+    """Struct field names differing anywhere inside a type (a cast would fill them with nulls)."""
+    if pa.types.is_struct(expected) and pa.types.is_struct(actual):
+        have = sorted(actual.field(i).name for i in range(actual.num_fields))
+        want = sorted(expected.field(i).name for i in range(expected.num_fields))
+        if have != want:
+            return f"struct fields {have}, expected {want}"
+        return next(
+            (m for i in range(expected.num_fields)
+             if (m := _shape_mismatch(actual.field(expected.field(i).name).type, expected.field(i).type))),
+            None,
+        )
+    if pa.types.is_list(expected) or pa.types.is_large_list(expected):
+        if pa.types.is_list(actual) or pa.types.is_large_list(actual):
+            return _shape_mismatch(actual.value_type, expected.value_type)
+    return None
+
+
 def conform(table: pa.Table | pl.DataFrame, schema: pa.Schema, *, where: str) -> pa.Table:
     """Return `table` with exactly `schema`'s columns, order and types, or raise `SchemaError`.
 
@@ -24,6 +42,8 @@ def conform(table: pa.Table | pl.DataFrame, schema: pa.Schema, *, where: str) ->
     columns = []
     for field in schema:
         column = table.column(field.name)
+        if mismatch := _shape_mismatch(column.type, field.type):
+            raise SchemaError(f"{where}: column {field.name!r} has {mismatch}")
         try:
             column = column.cast(field.type)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:

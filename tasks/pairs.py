@@ -60,8 +60,8 @@ def build_pairs(samples: pl.DataFrame, prompts: pl.DataFrame, *, cfg: PairsConfi
     reference_text = pl.col("reference").map_elements(reference_as_solution, return_dtype=pl.String)
     frame = (
         prompts.select("prompt_id", "reference", "reference_answer")
-        .join(chosen, on="prompt_id", how="left")
-        .join(rejected, on="prompt_id", how="left")
+        .join(chosen, on="prompt_id", how="left", maintain_order="left")
+        .join(rejected, on="prompt_id", how="left", maintain_order="left")
         .with_columns(
             chosen_source=pl.when(pl.col("chosen_sample_id").is_not_null())
             .then(pl.lit("sample"))

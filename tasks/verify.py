@@ -32,7 +32,10 @@ _ANSWER_IS = re.compile(
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 _FRACTION = re.compile(r"-?\d+\s*/\s*\d+")
 # A number closing the text, maybe followed by a unit or two and a full stop: "... is 18 dollars."
-_TRAILING_NUMBER = re.compile(r"(-?\d[\d,]*(?:\.\d+)?)\s*(?:[A-Za-z%]+\s*){0,2}[.!]?\s*$")
+_TRAILING_NUMBER = re.compile(
+    r"(-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?)\s*(?:[A-Za-z%]+\s*){0,2}[.!]?\s*$"
+)
+_LATEX_NOISE = (("{,}", ","), ("\\$", ""), ("\\,", ""), ("\\!", ""), ("\\%", ""))
 
 
 def _last_boxed(text: str) -> str | None:
@@ -54,6 +57,8 @@ def _last_boxed(text: str) -> str | None:
 def normalize_answer(raw: str) -> str | None:
     """Reduce a candidate answer to what math-verify can parse: a number, a fraction or LaTeX."""
     text = raw.strip().rstrip(".").strip()
+    for noise, replacement in _LATEX_NOISE:
+        text = text.replace(noise, replacement)
     if not text:
         return None
     if "\\" in text:
@@ -66,6 +71,15 @@ def normalize_answer(raw: str) -> str | None:
     return text
 
 
+def _stated(phrase: str) -> str:
+    """What follows "the answer is": up to a bracket, and the result when it is an equation."""
+    phrase = re.split(r"[(;]", phrase, maxsplit=1)[0]
+    phrase = phrase.rsplit("=", 1)[-1]
+    if m := _FRACTION.search(phrase.replace("$", "")) or _NUMBER.search(phrase.replace("$", "")):
+        return m.group(0)
+    return phrase
+
+
 def find_answer(text: str) -> tuple[str | None, str | None]:
     """(normalised final answer, how it was found) or (None, None) when the text states none.
 
@@ -76,7 +90,7 @@ def find_answer(text: str) -> tuple[str | None, str | None]:
     if (boxed := _last_boxed(text)) is not None:
         return normalize_answer(boxed), "boxed"
     if said := _ANSWER_IS.findall(text):
-        return normalize_answer(said[-1]), "answer_is"
+        return normalize_answer(_stated(said[-1])), "answer_is"
     if m := _TRAILING_NUMBER.search(text.replace("$", "")):
         return normalize_answer(m.group(1)), "trailing_number"
     return None, None
@@ -161,7 +175,7 @@ def verify_rows(
 
 def verify(samples: pl.DataFrame, prompts: pl.DataFrame, *, cfg: VerifyConfig) -> pl.DataFrame:
     """Verify generated samples against their prompt's reference (joined on `prompt_id`)."""
-    frame = samples.join(prompts.select("prompt_id", "reference"), on="prompt_id", how="left")
+    frame = samples.join(prompts.select("prompt_id", "reference"), on="prompt_id", how="left", maintain_order="left")
     checked = verify_rows(
         frame, completion_field="completion", reference_field="reference", cfg=cfg,
         error_field="error", finish_field="finish_reason",

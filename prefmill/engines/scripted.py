@@ -71,7 +71,9 @@ def gsm8k_policy(references: Mapping[str, str], *, p_error: float = 0.3) -> Poli
 
     def policy(request: GenRequest, index: int, rng: random.Random) -> str:
         text = last_user_text(request)
-        solution = next((sol for q, sol in references.items() if q in text), None)
+        # The longest question contained in the prompt, so a short question inside another never wins.
+        found = max((q for q in references if q in text), key=len, default=None)
+        solution = references[found] if found is not None else None
         if solution is None:
             return "I am not sure how to solve this."
         body, _, final = solution.rpartition("####")

@@ -53,7 +53,7 @@ def test_flow_publishes_version_and_rerun_is_cached(tmp_path, gsm8k_test):
     assert manifest["engine"] == engine.fingerprint
     pairs = manifest["stats"]["pairs"]["pairs"]
     assert pairs + sum(manifest["stats"]["pairs"]["dropped"].values()) == 12
-    rows = run_query(store, "select version, count(*) from pairs group by version").fetchall()
+    rows = run_query(store, "select version, count(*) from pairs group by version").rows()
     assert rows == [("v0001", pairs)]
     stage_counts = Artifact.get("flow-a-stage-counts")
     assert stage_counts is not None and stage_counts.type == "table"
