@@ -1,6 +1,7 @@
-"""Preference recipe: sample n answers per prompt, verify each against the reference, pair a
-verified-correct answer with an incorrect one (ReFT / Self-Consistency sampling, GSM8K verifiers,
-SPIN's reference-as-chosen), and publish a versioned dataset."""
+"""Preference recipe: decontaminate prompts, sample n answers each (ReFT, Self-Consistency), verify
+them against the reference, vote (Self-Consistency), let a judge score them (Critique Ability,
+UltraFeedback), pair them by a strategy (Curry-DPO, SPIN, Temporal Self-Rewarding), judge pairs in
+both orders (Fair Evaluators), keep the self-consistent ones (SCIR, CREAM), and publish a version."""
 
 from __future__ import annotations
 
@@ -13,14 +14,21 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefmill import progress
 from prefmill.config import RunConfig, validate_config
 from prefmill.engines import engine_for
+from prefmill.refs import TableRef
+from prefmill.store import file_sha256, read_manifest, version_names
 from prefmill.tasks.wrappers import (
     concat_task,
+    decontaminate_task,
+    filters_task,
     generate_task,
+    judge_pairwise_task,
+    judge_pointwise_task,
     load_prompts_task,
     pairs_task,
     publish_task,
     result_storage,
     verify_task,
+    vote_task,
 )
 
 
@@ -30,55 +38,97 @@ def preference(config: dict[str, Any], store: str = "store") -> dict[str, Any]:
     root = Path(store)
     work = str((root / ".cache" / cfg.dataset).resolve())
     storage = result_storage(root)
-    generate, concat, verify, pairs = (
-        _cached(t.with_options(result_storage=storage)) for t in (generate_task, concat_task, verify_task, pairs_task)
+    decontaminate, generate, concat, verify, vote, judge_pointwise, pairs, judge_pairwise, filters = (
+        _cached(t.with_options(result_storage=storage))
+        for t in (decontaminate_task, generate_task, concat_task, verify_task, vote_task,
+                  judge_pointwise_task, pairs_task, judge_pairwise_task, filters_task)
     )
 
     prompts = load_prompts_task(cfg.source, work=work)
+    decontamination = None
+    if cfg.decontamination.enabled:
+        evals = [_file_ref(path) for path in cfg.decontamination.eval_files]
+        prompts, decontamination = decontaminate(prompts, evals, cfg=cfg.decontamination, work=work)
+
     frame = prompts.read()
     engine = engine_for(cfg.engine, references=dict(zip(frame["question"], frame["reference"])))
+    judge_engine = engine_for(cfg.judge.engine) if cfg.judge.engine else engine
 
     size = cfg.generate.chunk_size
     chunks = []
     for start in range(0, prompts.rows, size):
         chunks.append(generate(prompts, start=start, size=size, cfg=cfg.generate, engine=engine, work=work))
         progress.report("generate", min(start + size, prompts.rows), prompts.rows)
-    samples = concat(chunks, work=work)
-    verified = verify(samples, prompts, cfg=cfg.verify, work=work)
-    outcomes = pairs(verified, prompts, cfg=cfg.pairs, work=work)
+    samples = verify(concat(chunks, work=work), prompts, cfg=cfg.verify, work=work)
+
+    votes = None
+    if cfg.vote.enabled:
+        samples, votes = vote(samples, cfg=cfg.vote, verify_cfg=cfg.verify, work=work)
+    if cfg.judge.pointwise:
+        samples = judge_pointwise(samples, cfg=cfg.judge, engine=judge_engine, work=work)
+
+    parent, parent_version = _parent_samples(root, cfg)
+    candidates = pairs(samples, prompts, votes, parent, cfg=cfg.pairs, parent_version=parent_version, work=work)
+    verdicts = judge_pairwise(candidates, cfg=cfg.judge, engine=judge_engine, work=work) if cfg.judge.pairwise else None
+    kept = filters(candidates, verdicts, samples, parent, cfg=cfg.filters, pairs_cfg=cfg.pairs, work=work)
+
     version = publish_task(
-        verified, outcomes, store=str(root), dataset=cfg.dataset,
-        config=cfg.model_dump(mode="json"), engine=engine.fingerprint,
+        samples, kept, votes, decontamination, store=str(root), dataset=cfg.dataset, config=cfg, engine=engine.fingerprint
     )
     _publish_artifacts(cfg, prompts.rows, version)
     return version
+
+
+def _file_ref(path: str) -> TableRef:
+    file = Path(path)
+    return TableRef(str(file), -1, file_sha256(file))
+
+
+def _parent_samples(root: Path, cfg: RunConfig) -> tuple[TableRef | None, str | None]:
+    """The latest version's samples, when a strategy or filter compares with the previous iteration."""
+    if cfg.pairs.strategy != "anchored" and cfg.filters.cream == "off":
+        return None, None
+    names = version_names(root, cfg.dataset)
+    if not names:
+        return None, None
+    manifest = read_manifest(root, cfg.dataset, names[-1])
+    rel = "data/samples/train-00000-of-00001.parquet"
+    info = manifest["files"][rel]
+    return TableRef(str(root / cfg.dataset / names[-1] / rel), info["rows"], info["sha256"]), names[-1]
 
 
 def _cached(task):
     """Call `task`; if its cached result points at a Parquet file that was deleted, recompute it."""
 
     def call(*args, **kwargs):
-        ref = task(*args, **kwargs)
-        if Path(ref.path).is_file():
-            return ref
+        result = task(*args, **kwargs)
+        refs = result if isinstance(result, tuple) else (result,)
+        if all(Path(ref.path).is_file() for ref in refs):
+            return result
         return task.with_options(refresh_cache=True)(*args, **kwargs)
 
     return call
 
 
 def _publish_artifacts(cfg: RunConfig, n_prompts: int, version: dict[str, Any]) -> None:
-    s, p = version["stats"]["samples"], version["stats"]["pairs"]
+    stats = version["stats"]
+    s, p = stats["samples"], stats["pairs"]
     key = "".join(c if c.isalnum() else "-" for c in cfg.dataset.lower())
-    create_table_artifact(
-        key=f"{key}-stage-counts",
-        table=[
-            {"stage": "load-prompts", "rows_out": n_prompts, "note": cfg.source.path},
-            {"stage": "generate", "rows_out": s["samples"], "note": f"n={cfg.generate.n}, failures={s['engine_failures']}"},
-            {"stage": "verify", "rows_out": s["correct"], "note": f"correct; pass@n={s['pass_at_n']}"},
-            {"stage": "pairs", "rows_out": p["pairs"], "note": f"dropped={p['dropped']}"},
-        ],
-        description=f"{cfg.dataset} {version['version']}: rows out of each stage",
-    )
+    rows = [{"stage": "load-prompts", "rows_out": n_prompts, "note": cfg.source.path}]
+    if "decontamination" in stats:
+        d = stats["decontamination"]
+        rows.append({"stage": "decontaminate", "rows_out": d["prompts"] - d["dropped"], "note": f"dropped={d['dropped']}"})
+    rows += [
+        {"stage": "generate", "rows_out": s["samples"], "note": f"n={cfg.generate.n}, failures={s['engine_failures']}"},
+        {"stage": "verify", "rows_out": s["correct"], "note": f"correct; pass@n={s['pass_at_n']}"},
+    ]
+    if "votes" in stats:
+        rows.append({"stage": "vote", "rows_out": stats["votes"]["prompts"], "note": f"difficulty={stats['votes']['difficulty']}"})
+    if "judge" in s:
+        rows.append({"stage": "judge-pointwise", "rows_out": s["judge"]["judged"], "note": f"mean score={s['judge']['mean_score']}"})
+    rows.append({"stage": "pairs", "rows_out": p["pairs"], "note": f"strategy={cfg.pairs.strategy}, dropped={p['dropped']}"})
+    create_table_artifact(key=f"{key}-stage-counts", table=rows, description=f"{cfg.dataset} {version['version']}: rows out of each stage")
+    sep = p["separability"]
     create_markdown_artifact(
         key=f"{key}-version",
         markdown=(
@@ -86,7 +136,10 @@ def _publish_artifacts(cfg: RunConfig, n_prompts: int, version: dict[str, Any]) 
             f"{'New version' if version['created'] else 'Unchanged: identical to the latest version'} at "
             f"`{version['path']}`.\n\n| | |\n|---|---|\n"
             f"| prompts | {s['prompts']} |\n| samples | {s['samples']} |\n| accuracy | {s['accuracy']} |\n"
-            f"| pass@n | {s['pass_at_n']} |\n| pairs | {p['pairs']} |\n| chosen from | {p['chosen_source']} |\n"
+            f"| pass@n | {s['pass_at_n']} |\n| pairs ({cfg.pairs.strategy}) | {p['pairs']} |\n"
+            f"| chosen from | {p['chosen_source']} |\n| dropped | {p['dropped']} |\n"
+            f"| mean margin | {sep.get('mean_margin')} |\n| same-model share | {sep.get('same_model_share')} |\n"
+            f"| length diff chosen-rejected (chars, mean) | {(sep.get('length_diff_chars') or {}).get('mean')} |\n"
         ),
         description=f"{cfg.dataset} {version['version']} summary",
     )

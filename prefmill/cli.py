@@ -58,11 +58,13 @@ def run(
     from prefmill import progress
     from prefmill.config import load_config
 
-    from prefmill.sources import load_prompts
+    from prefmill.sources import check_eval_files, load_prompts
 
     try:
         cfg = load_config(config, set_ or [])
         load_prompts(cfg.source)  # a bad input fails here, in one line, before Prefect starts
+        if cfg.decontamination.enabled:
+            check_eval_files(cfg.decontamination.eval_files, field=cfg.decontamination.field)
     except PrefmillError as exc:
         _fail(exc)
     from prefmill.flows.preference import preference
@@ -97,9 +99,10 @@ def _print_summary(result: dict) -> None:
     for name, value in [
         ("prompts", s["prompts"]), ("samples", s["samples"]), ("correct samples", s["correct"]),
         ("accuracy", s["accuracy"]), ("pass@n", s["pass_at_n"]), ("mean tokens", s["mean_tokens"]),
-        ("engine failures", s["engine_failures"]), ("pairs", p["pairs"]),
+        ("engine failures", s["engine_failures"]), ("pairs", f"{p['pairs']} ({', '.join(p['strategy']) or '-'})"),
         ("chosen from", ", ".join(f"{k}={v}" for k, v in p["chosen_source"].items()) or "-"),
-        ("prompts without pair", ", ".join(f"{k}={v}" for k, v in p["dropped"].items()) or "-"),
+        ("dropped candidates", ", ".join(f"{k}={v}" for k, v in p["dropped"].items()) or "-"),
+        ("mean margin", p["separability"].get("mean_margin", "-")),
     ]:
         table.add_row(name, str(value))
     console.print(table)

@@ -35,8 +35,8 @@ class SourceConfig(_Strict):
 
 
 class EngineConfig(_Strict):
-    kind: Literal["vllm", "scripted"] = "vllm"
-    """`vllm` (offline, in process) or `scripted` (deterministic simulator, tests and benchmarks)."""
+    kind: Literal["vllm", "openai", "scripted"] = "vllm"
+    """`vllm` (offline, in process), `openai` (any OpenAI-compatible server) or `scripted` (tests)."""
     model: str = "default"
     """`default` (the packaged SmolLM2-135M-Instruct), a local folder or a Hub model id."""
     revision: str | None = None
@@ -46,6 +46,12 @@ class EngineConfig(_Strict):
     seed: int = 0
     p_error: float = Field(0.3, ge=0, le=1)
     """Scripted engine only: probability that a sample gets one step wrong."""
+    base_url: str | None = None
+    """OpenAI engine: the server's /v1 URL, e.g. http://127.0.0.1:8000/v1."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """OpenAI engine: name of the environment variable holding the key (the key never enters a recipe)."""
+    max_concurrency: int = Field(16, ge=1)
+    """OpenAI engine: requests in flight at once."""
 
 
 class GenerateConfig(_Strict):
@@ -78,7 +84,79 @@ class VerifyConfig(_Strict):
     """Per-answer limit for math-verify's parse and compare (main thread only)."""
 
 
+class VoteConfig(_Strict):
+    """Self-consistency (Wang et al. 2023): majority and logprob-weighted votes over the n samples."""
+
+    enabled: bool = True
+    easy_at: float = Field(0.75, ge=0, le=1)
+    """Pass rate (or vote share without a reference) at or above which a prompt is `easy`."""
+    hard_below: float = Field(0.25, ge=0, le=1)
+    """Below this (and above 0) a prompt is `hard`; in between `medium`; 0 is `unsolved`."""
+
+
+DEFAULT_RUBRIC = (
+    "You are grading a solution to a math word problem.\n"
+    "Check each step's arithmetic and reasoning, then the final answer.\n"
+    "Score from 1 (wrong or nonsensical) to 10 (fully correct and clearly explained)."
+)
+
+
+class JudgeConfig(_Strict):
+    """LLM-as-judge (self-critique when `engine` is null: the policy model judges its own samples)."""
+
+    pointwise: bool = False
+    """Rubric score 1-10 + rationale for every sample."""
+    pairwise: bool = False
+    """Judge each pair in both orders (A/B then B/A); a verdict counts only when both orders agree."""
+    samples: int = Field(1, ge=1, le=16)
+    """Judge samples per item; SCIR agreement needs more than 1."""
+    temperature: float = Field(0.7, ge=0, le=2)
+    max_tokens: int = Field(256, ge=8)
+    seed: int = 4321
+    rubric: str = DEFAULT_RUBRIC
+    engine: EngineConfig | None = None
+    """Another model as judge; null uses the policy engine."""
+    max_parse_fail: float = Field(0.5, ge=0, le=1)
+    """Share of unparsable judge outputs tolerated before the run fails (a 135M model needs 1.0)."""
+
+
+class FiltersConfig(_Strict):
+    """Consistency filters on pairs; each drops with a named reason, counted in the manifest."""
+
+    scir_min_agreement: float | None = Field(None, ge=0.5, le=1)
+    """SCIR: keep a pair only when at least this share of judge verdicts prefer chosen; null: off."""
+    require_swap_consistent: bool = True
+    """With pairwise judging: drop pairs whose A/B and B/A verdicts disagree."""
+    verifier_judge_agreement: bool = False
+    """Drop pairs where the pairwise judge prefers the side the verifier marked wrong."""
+    cream: Literal["off", "weight", "drop"] = "off"
+    """CREAM: rank-correlate scores with the parent version's on the same prompts; down-weight or drop."""
+    cream_min_consistency: float = Field(0.0, ge=-1, le=1)
+    """CREAM: per-prompt Kendall tau below this is inconsistent."""
+
+
+class DecontaminationConfig(_Strict):
+    enabled: bool = True
+    eval_files: tuple[str, ...] = ("../shared/data/gsm8k/test.jsonl",)
+    """JSONL/Parquet files of evaluation questions (relative to the recipe's folder, or absolute)."""
+    field: str = "question"
+    ngram: int = Field(13, ge=3, le=50)
+    """Word n-gram length; 13 as in GPT-3's contamination study."""
+    min_overlap: float = Field(0.0, ge=0, le=1)
+    """Drop a prompt when more than this share of its n-grams appear in an eval set (0: any shared n-gram)."""
+
+
 class PairsConfig(_Strict):
+    strategy: Literal["verified_vs_incorrect", "best_worst", "all_ranked", "spin", "anchored"] = "verified_vs_incorrect"
+    """`verified_vs_incorrect`: a correct vs an incorrect sample; `best_worst`: top vs bottom score;
+    `all_ranked`: every pair with margin >= min_margin, easy to hard (Curry-DPO); `spin`: reference vs
+    own sample (SPIN); `anchored`: rejected from the parent version's outputs (Temporal Self-Rewarding)."""
+    min_margin: float = Field(0.0, ge=0, le=1)
+    """Score margin a pair needs (scores are in [0, 1]); 0 keeps any strictly better chosen."""
+    judge_weight: float = Field(0.3, ge=0, le=1)
+    """Weight of the judge score in a sample's score when pointwise judging is on; the verifier has the rest."""
+    max_pairs_per_prompt: int = Field(4, ge=1)
+    """`all_ranked` only."""
     reference_as_chosen: bool = True
     """With no correct sample, use the reference solution as chosen (`chosen_source="reference"`)."""
     rejected: Literal["most_confident", "least_confident"] = "most_confident"
@@ -90,8 +168,12 @@ class RunConfig(_Strict):
     """Dataset name in the store; versions go to `<store>/<dataset>/vNNNN/`."""
     source: SourceConfig
     engine: EngineConfig = EngineConfig()
+    decontamination: DecontaminationConfig = DecontaminationConfig(enabled=False)
     generate: GenerateConfig = GenerateConfig()
     verify: VerifyConfig = VerifyConfig()
+    vote: VoteConfig = VoteConfig()
+    judge: JudgeConfig = JudgeConfig()
+    filters: FiltersConfig = FiltersConfig()
     pairs: PairsConfig = PairsConfig()
 
 
@@ -130,13 +212,21 @@ def _format_errors(origin: str, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def _resolve_source_path(data: dict[str, Any], base: Path) -> None:
+def _from_recipe_folder(value: Any, base: Path) -> Any:
+    """A relative path that exists next to the recipe is taken from there; anything else is kept."""
+    if not isinstance(value, str):
+        return value
+    path = Path(value).expanduser()
+    return str((base / path).resolve()) if not path.is_absolute() and (base / path).exists() else value
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     source = data.get("source")
-    if not isinstance(source, dict) or not isinstance(source.get("path"), str):
-        return
-    path = Path(source["path"]).expanduser()
-    if not path.is_absolute() and (base / path).exists():
-        source["path"] = str((base / path).resolve())
+    if isinstance(source, dict) and "path" in source:
+        source["path"] = _from_recipe_folder(source["path"], base)
+    decontamination = data.get("decontamination")
+    if isinstance(decontamination, dict) and isinstance(decontamination.get("eval_files"), list):
+        decontamination["eval_files"] = [_from_recipe_folder(f, base) for f in decontamination["eval_files"]]
 
 
 def validate_config(data: Any, *, origin: str = "config") -> RunConfig:
@@ -159,5 +249,5 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if isinstance(data, dict):
         data = apply_overrides(data, overrides or [])
-        _resolve_source_path(data, path.parent)
+        _resolve_paths(data, path.parent)
     return validate_config(data, origin=str(path))

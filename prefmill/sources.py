@@ -115,3 +115,11 @@ def load_prompts(cfg: SourceConfig) -> pl.DataFrame:
         }
     ).unique("prompt_id", keep="first", maintain_order=True)
     return pl.from_arrow(conform(prompts, PROMPTS, where=where))
+
+
+def check_eval_files(paths: tuple[str, ...], *, field: str) -> None:
+    """Decontamination sets must exist and hold the question field before a run starts."""
+    for path in paths:
+        frame = read_table(path)
+        if field not in frame.columns:
+            raise InputError(f"{path}: decontamination field {field!r} not found", hint="set decontamination.field")

@@ -43,8 +43,24 @@ VERIFIED = pa.schema(
     ]
 )
 
+# The `samples` config of a version: verified samples plus vote and judge columns (null when off).
+SCORED = pa.schema(
+    list(VERIFIED)
+    + [
+        pa.field("answer_class", pa.int32()),  # math-verify equivalence class within the prompt
+        pa.field("in_majority", pa.bool_()),
+        pa.field("class_share", pa.float64()),  # share of the prompt's samples in this answer class
+        pa.field("judge_score", pa.float64()),  # mean pointwise rubric score, 1-10
+        pa.field("judge_scores", pa.list_(pa.int64())),
+        pa.field("judge_rationale", pa.string()),
+        pa.field("judge_parse_error", pa.string()),
+        pa.field("score", pa.float64()),  # what pairs rank by, in [0, 1]
+    ]
+)
+
 PAIRS = pa.schema(
     [
+        pa.field("pair_id", pa.string(), nullable=False),
         pa.field("prompt_id", pa.string(), nullable=False),
         pa.field("prompt", MESSAGES, nullable=False),
         pa.field("chosen", MESSAGES, nullable=False),
@@ -58,9 +74,41 @@ PAIRS = pa.schema(
         pa.field("reference_answer", pa.string()),
         pa.field("chosen_logprob", pa.float64()),
         pa.field("rejected_logprob", pa.float64()),
-        pa.field("engine", pa.string(), nullable=False),
+        pa.field("chosen_score", pa.float64()),  # in [0, 1]: verifier, blended with the judge when on
+        pa.field("rejected_score", pa.float64()),
+        pa.field("margin", pa.float64()),
+        # Provenance of each side: engine fingerprint ("reference" for a reference solution) and the
+        # version whose samples it came from (null: this version).
+        pa.field("chosen_engine", pa.string(), nullable=False),
+        pa.field("rejected_engine", pa.string(), nullable=False),
+        pa.field("chosen_version", pa.string()),
+        pa.field("rejected_version", pa.string()),
+        pa.field("difficulty", pa.string()),  # easy | medium | hard | unsolved, from the vote
+        pa.field("curriculum_rank", pa.int64(), nullable=False),  # train in this order: easy to hard
+        pa.field("judge_prefers", pa.string()),  # chosen | rejected | tie, when judged pairwise
+        pa.field("judge_agreement", pa.float64()),  # share of judge verdicts preferring chosen
+        pa.field("swap_consistent", pa.bool_()),
+        pa.field("cream_consistency", pa.float64()),  # Kendall tau with the parent version's ranking
+        pa.field("weight", pa.float64(), nullable=False),  # 1, or down-weighted by CREAM
+    ]
+)
+
+VOTES = pa.schema(
+    [
+        pa.field("prompt_id", pa.string(), nullable=False),
+        pa.field("n_samples", pa.int64(), nullable=False),
+        pa.field("n_answered", pa.int64(), nullable=False),
+        pa.field("n_classes", pa.int64(), nullable=False),
+        pa.field("majority_answer", pa.string()),
+        pa.field("vote_share", pa.float64(), nullable=False),
+        pa.field("weighted_answer", pa.string()),
+        pa.field("weighted_share", pa.float64(), nullable=False),
+        pa.field("pass_rate", pa.float64()),
+        pa.field("label_source", pa.string(), nullable=False),  # reference | vote
+        pa.field("label_confidence", pa.float64(), nullable=False),
+        pa.field("difficulty", pa.string()),
     ]
 )
 
 # Configs of a dataset version: name -> schema of `data/<config>/<split>-*.parquet`.
-VERSION_CONFIGS = {"samples": VERIFIED, "pairs": PAIRS}
+VERSION_CONFIGS = {"samples": SCORED, "pairs": PAIRS, "votes": VOTES}

@@ -27,13 +27,20 @@ def _shape_mismatch(actual: pa.DataType, expected: pa.DataType) -> str | None:
     return None
 
 
-def conform(table: pa.Table | pl.DataFrame, schema: pa.Schema, *, where: str) -> pa.Table:
+def conform(
+    table: pa.Table | pl.DataFrame, schema: pa.Schema, *, where: str, fill_nullable: bool = False
+) -> pa.Table:
     """Return `table` with exactly `schema`'s columns, order and types, or raise `SchemaError`.
 
     `where` names the table in errors (a file path or `stage output`). Extra columns are dropped.
+    With `fill_nullable`, missing nullable columns (stages that were off) are added as nulls.
     """
     if isinstance(table, pl.DataFrame):
         table = table.to_arrow()
+    if fill_nullable:
+        for field in schema:
+            if field.nullable and field.name not in table.column_names:
+                table = table.append_column(field, pa.nulls(table.num_rows, field.type))
     missing = [f.name for f in schema if f.name not in table.column_names]
     if missing:
         raise SchemaError(

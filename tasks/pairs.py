@@ -1,23 +1,35 @@
-"""Pairs: per prompt, a verified-correct answer (chosen) against an incorrect one (rejected).
+"""Pairs: turn scored samples into preference pairs by a strategy chosen in the recipe.
 
-Chosen is the correct sample the model was most sure of (highest mean logprob); with none, the
-reference solution when the recipe allows it (SPIN's reference-as-chosen). Rejected is an incorrect,
-non-empty sample. Prompts that yield no pair stay in the output with `keep=False` and a `drop_reason`.
+A sample's score is in [0, 1]: the verifier's verdict (1 correct, 0 not), blended with the pointwise
+judge's rubric score when judging is on (`pairs.judge_weight`). Strategies:
+
+- `verified_vs_incorrect`: the correct sample the model was surest of vs the most confident
+  incorrect one (a hard negative); the reference stands in when no sample is correct.
+- `best_worst`: highest vs lowest score (UltraFeedback / Self-Rewarding style).
+- `all_ranked`: every pair with enough margin, ordered easy to hard (Curry-DPO).
+- `spin`: reference solution vs the model's own sample (SPIN).
+- `anchored`: the best current sample vs the parent version's worst output (Temporal Self-Rewarding).
+
+Every prompt yields rows; those without a pair keep `keep=False` and a `drop_reason`.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import polars as pl
 
 from prefmill.config import PairsConfig
 
-STAGE_VERSION = 1
-STRATEGY = "verified_vs_incorrect"
+STAGE_VERSION = 2
 
 NO_INCORRECT_SAMPLE = "no_incorrect_sample"
 NO_CORRECT_SAMPLE = "no_correct_sample"
+NO_MARGIN = "no_margin"
+NO_REFERENCE = "no_reference"
+NO_PARENT_SAMPLE = "no_parent_sample"
+NO_USABLE_SAMPLE = "no_usable_sample"
 
 _CALCULATOR = re.compile(r"<<[^<>]*>>")
 
@@ -27,70 +39,159 @@ def reference_as_solution(reference: str) -> str:
     return _CALCULATOR.sub("", reference).strip()
 
 
-def _best(samples: pl.DataFrame, *, descending: bool, prefix: str) -> pl.DataFrame:
-    """One sample per prompt, by mean logprob (ties: lowest sample index), columns prefixed."""
-    return (
-        samples.sort(["mean_logprob", "sample_index"], descending=[descending, False], nulls_last=True)
-        .group_by("prompt_id", maintain_order=True)
-        .first()
-        .select(
-            "prompt_id",
-            pl.col("sample_id").alias(f"{prefix}_sample_id"),
-            pl.col("completion").alias(f"{prefix}_text"),
-            pl.col("extracted").alias(f"{prefix}_answer"),
-            pl.col("mean_logprob").alias(f"{prefix}_logprob"),
-            pl.col("prompt").alias(f"{prefix}_prompt"),
-            pl.col("engine").alias(f"{prefix}_engine"),
-        )
+def sample_scores(samples: pl.DataFrame, *, cfg: PairsConfig) -> pl.DataFrame:
+    """Add `score` in [0, 1]: verifier verdict, blended with the judge's 1-10 score when present."""
+    verdict = pl.col("correct").cast(pl.Float64)
+    if "judge_score" not in samples.columns:
+        return samples.with_columns(score=verdict)
+    judged = (pl.col("judge_score") - 1) / 9
+    return samples.with_columns(
+        score=pl.when(pl.col("judge_score").is_null())
+        .then(verdict)
+        .otherwise((1 - cfg.judge_weight) * verdict + cfg.judge_weight * judged)
     )
 
 
-def _assistant(text: pl.Expr) -> pl.Expr:
-    return pl.concat_list(pl.struct(role=pl.lit("assistant"), content=text))
+def _side(row: dict[str, Any] | None, version: str | None) -> dict[str, Any]:
+    if row is None:
+        return {"text": None, "sample_id": None, "answer": None, "logprob": None, "score": None,
+                "engine": None, "version": None}
+    return {"text": row["completion"], "sample_id": row["sample_id"], "answer": row["extracted"],
+            "logprob": row["mean_logprob"], "score": row["score"], "engine": row["engine"], "version": version}
 
 
-def build_pairs(samples: pl.DataFrame, prompts: pl.DataFrame, *, cfg: PairsConfig) -> pl.DataFrame:
-    """One row per prompt: the pair in TRL's conversational format plus `keep` and `drop_reason`."""
-    usable = samples.filter(pl.col("error").is_null() & (pl.col("completion").str.strip_chars() != ""))
-    chosen = _best(usable.filter(pl.col("correct")), descending=True, prefix="chosen")
-    rejected = _best(
-        usable.filter(~pl.col("correct")), descending=cfg.rejected == "most_confident", prefix="rejected"
+def _reference_side(prompt: dict[str, Any]) -> dict[str, Any]:
+    return {"text": reference_as_solution(prompt["reference"]), "sample_id": None,
+            "answer": prompt["reference_answer"], "logprob": None, "score": 1.0, "engine": "reference",
+            "version": None}
+
+
+def _rank(rows: list[dict], *, best: bool) -> list[dict]:
+    """By score (best or worst first), then by confidence (higher mean logprob first), then index."""
+    sign = -1 if best else 1
+    return sorted(rows, key=lambda r: (sign * r["score"], -(r["mean_logprob"] or float("-inf")), r["sample_index"]))
+
+
+def _pair(prompt, chosen, rejected, *, source: str, drop: str | None = None) -> dict[str, Any]:
+    margin = None
+    if chosen["score"] is not None and rejected["score"] is not None:
+        margin = round(chosen["score"] - rejected["score"], 6)
+    return {"prompt_id": prompt["prompt_id"], "reference_answer": prompt["reference_answer"],
+            "keep": drop is None, "drop_reason": drop, "chosen_source": source,
+            **{f"chosen_{k}": v for k, v in chosen.items()}, **{f"rejected_{k}": v for k, v in rejected.items()},
+            "margin": margin}
+
+
+def _dropped(prompt, reason: str) -> dict[str, Any]:
+    return _pair(prompt, _side(None, None), _side(None, None), source=None, drop=reason)
+
+
+def _prompt_pairs(prompt, rows, parent_rows, *, cfg: PairsConfig, version: str | None, parent: str | None):
+    usable = [r for r in rows if r["error"] is None and r["completion"].strip()]
+    reference = _reference_side(prompt) if prompt["reference"] is not None and cfg.reference_as_chosen else None
+    strategy = cfg.strategy
+    if strategy == "spin":
+        if prompt["reference"] is None:
+            return [_dropped(prompt, NO_REFERENCE)]
+        if not usable:
+            return [_dropped(prompt, NO_USABLE_SAMPLE)]
+        own = sorted(usable, key=lambda r: (-(r["mean_logprob"] or float("-inf")), r["sample_index"]))[0]
+        return [_pair(prompt, _reference_side(prompt), _side(own, version), source="reference")]
+    if strategy == "anchored":
+        anchors = [r for r in parent_rows if r["error"] is None and r["completion"].strip()]
+        if not anchors:
+            return [_dropped(prompt, NO_PARENT_SAMPLE)]
+        best = _rank(usable, best=True)[0] if usable else None
+        chosen = _side(best, version) if best is not None and best["score"] > 0 else reference
+        if chosen is None:
+            return [_dropped(prompt, NO_CORRECT_SAMPLE)]
+        worst = _side(_rank(anchors, best=False)[0], parent)
+        return [_margin_checked(prompt, chosen, worst, cfg=cfg)]
+    if not usable:
+        return [_dropped(prompt, NO_USABLE_SAMPLE)]
+    if strategy == "verified_vs_incorrect":
+        correct = [r for r in usable if r["correct"]]
+        incorrect = [r for r in usable if not r["correct"]]
+        if not incorrect:
+            return [_dropped(prompt, NO_INCORRECT_SAMPLE)]
+        chosen = _side(_rank(correct, best=True)[0], version) if correct else reference
+        if chosen is None:
+            return [_dropped(prompt, NO_CORRECT_SAMPLE)]
+        confident = cfg.rejected == "most_confident"
+        rejected = sorted(incorrect, key=lambda r: ((-1 if confident else 1) * (r["mean_logprob"] or float("-inf")), r["sample_index"]))[0]
+        return [_pair(prompt, chosen, _side(rejected, version), source="sample" if correct else "reference")]
+    ranked = _rank(usable, best=True)
+    if strategy == "best_worst":
+        chosen = _side(ranked[0], version)
+        if chosen["score"] == 0 and reference is not None:
+            chosen = reference
+        return [_margin_checked(prompt, chosen, _side(_rank(usable, best=False)[0], version), cfg=cfg)]
+    # all_ranked: every (better, worse) pair with margin, widest margins first.
+    candidates = [(a, b) for a in ranked for b in ranked if a["score"] - b["score"] > 0 and a["score"] - b["score"] >= cfg.min_margin]
+    if not candidates:
+        return [_dropped(prompt, NO_MARGIN)]
+    candidates.sort(key=lambda ab: -(ab[0]["score"] - ab[1]["score"]))
+    return [_pair(prompt, _side(a, version), _side(b, version), source="sample") for a, b in candidates[: cfg.max_pairs_per_prompt]]
+
+
+def _margin_checked(prompt, chosen, rejected, *, cfg: PairsConfig) -> dict[str, Any]:
+    margin = chosen["score"] - rejected["score"]
+    source = "reference" if chosen["engine"] == "reference" else "sample"
+    ok = margin > 0 and margin >= cfg.min_margin
+    return _pair(prompt, chosen, rejected, source=source, drop=None if ok else NO_MARGIN)
+
+
+def build_pairs(
+    samples: pl.DataFrame,
+    prompts: pl.DataFrame,
+    *,
+    cfg: PairsConfig,
+    votes: pl.DataFrame | None = None,
+    parent_samples: pl.DataFrame | None = None,
+    version: str | None = None,
+    parent_version: str | None = None,
+) -> pl.DataFrame:
+    """Pair rows (TRL conversational `prompt`/`chosen`/`rejected` + provenance), `keep`/`drop_reason`.
+
+    `votes` adds each prompt's difficulty (for the curriculum order); `parent_samples` feeds `anchored`.
+    """
+    scored = sample_scores(samples, cfg=cfg)
+    by_prompt = {pid: g.to_dicts() for (pid,), g in scored.group_by("prompt_id", maintain_order=True)}
+    parent_by_prompt: dict[str, list[dict]] = {}
+    if parent_samples is not None and parent_samples.height:
+        parent_scored = sample_scores(parent_samples, cfg=cfg)
+        parent_by_prompt = {pid: g.to_dicts() for (pid,), g in parent_scored.group_by("prompt_id", maintain_order=True)}
+    rows = []
+    for prompt in prompts.iter_rows(named=True):
+        group = by_prompt.get(prompt["prompt_id"], [])
+        found = _prompt_pairs(prompt, group, parent_by_prompt.get(prompt["prompt_id"], []),
+                              cfg=cfg, version=version, parent=parent_version)
+        messages = group[0]["prompt"] if group else None
+        rows.extend(r | {"prompt": messages} for r in found)
+    frame = pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame(schema={"prompt_id": pl.String})
+    return _finish(frame, prompts, votes=votes, strategy=cfg.strategy)
+
+
+def _finish(frame: pl.DataFrame, prompts: pl.DataFrame, *, votes: pl.DataFrame | None, strategy: str) -> pl.DataFrame:
+    if votes is not None and "difficulty" in votes.columns:
+        frame = frame.join(votes.select("prompt_id", "difficulty"), on="prompt_id", how="left", maintain_order="left")
+    else:
+        frame = frame.with_columns(difficulty=pl.lit(None, pl.String))
+    order = {"easy": 0, "medium": 1, "hard": 2, "unsolved": 3}
+    # Curriculum (Curry-DPO): wide margins and easy prompts first; dropped rows last.
+    frame = frame.with_row_index("_i").with_columns(
+        _kept=~pl.col("keep"),
+        _level=pl.col("difficulty").replace_strict(order, default=4, return_dtype=pl.Int32),
     )
-    has_reference = pl.col("reference").is_not_null() & pl.lit(cfg.reference_as_chosen)
-    reference_text = pl.col("reference").map_elements(reference_as_solution, return_dtype=pl.String)
-    frame = (
-        prompts.select("prompt_id", "reference", "reference_answer")
-        .join(chosen, on="prompt_id", how="left", maintain_order="left")
-        .join(rejected, on="prompt_id", how="left", maintain_order="left")
-        .with_columns(
-            chosen_source=pl.when(pl.col("chosen_sample_id").is_not_null())
-            .then(pl.lit("sample"))
-            .when(has_reference)
-            .then(pl.lit("reference")),
-        )
-        .with_columns(
-            drop_reason=pl.when(pl.col("rejected_sample_id").is_null())
-            .then(pl.lit(NO_INCORRECT_SAMPLE))
-            .when(pl.col("chosen_source").is_null())
-            .then(pl.lit(NO_CORRECT_SAMPLE)),
-        )
-    )
-    from_reference = pl.col("chosen_source") == "reference"
-    return frame.select(
-        "prompt_id",
-        pl.col("drop_reason").is_null().alias("keep"),
-        "drop_reason",
-        pl.coalesce("rejected_prompt", "chosen_prompt").alias("prompt"),
-        _assistant(pl.when(from_reference).then(reference_text).otherwise(pl.col("chosen_text"))).alias("chosen"),
-        _assistant(pl.col("rejected_text")).alias("rejected"),
-        pl.lit(STRATEGY).alias("strategy"),
-        "chosen_source",
-        "chosen_sample_id",
-        "rejected_sample_id",
-        pl.when(from_reference).then(pl.col("reference_answer")).otherwise(pl.col("chosen_answer")).alias("chosen_answer"),
-        "rejected_answer",
-        "reference_answer",
-        "chosen_logprob",
-        "rejected_logprob",
-        pl.coalesce("rejected_engine", "chosen_engine").alias("engine"),
+    ranked = frame.sort(["_kept", "margin", "_level", "_i"], descending=[False, True, False, False], nulls_last=True)
+    ranked = ranked.with_columns(curriculum_rank=pl.int_range(pl.len(), dtype=pl.Int64))
+    frame = ranked.sort("_i").drop("_i", "_kept", "_level")
+    assistant = lambda col: pl.concat_list(pl.struct(role=pl.lit("assistant"), content=pl.col(col)))  # noqa: E731
+    return frame.with_columns(
+        pair_id=pl.col("prompt_id") + "-" + pl.coalesce("chosen_sample_id", pl.lit("reference")) + "~"
+        + pl.coalesce("rejected_sample_id", pl.lit("none")),
+        chosen=assistant("chosen_text"),
+        rejected=assistant("rejected_text"),
+        strategy=pl.lit(strategy),
+        weight=pl.lit(1.0),
     )

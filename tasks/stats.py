@@ -6,23 +6,54 @@ from typing import Any
 
 import polars as pl
 
+MARGIN_BINS = [round(0.1 * i, 1) for i in range(1, 10)]
+
 
 def _counts(column: pl.Series) -> dict[str, int]:
     return {str(k): int(v) for k, v in column.drop_nulls().value_counts(sort=True).iter_rows()}
 
 
-def sample_stats(verified: pl.DataFrame) -> dict[str, Any]:
-    per_prompt = verified.group_by("prompt_id").agg(pl.col("correct").any().alias("any_correct"))
-    return {
-        "samples": verified.height,
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+def sample_stats(samples: pl.DataFrame) -> dict[str, Any]:
+    per_prompt = samples.group_by("prompt_id").agg(pl.col("correct").any().alias("any_correct"))
+    stats = {
+        "samples": samples.height,
         "prompts": per_prompt.height,
-        "correct": int(verified["correct"].sum()),
-        "accuracy": round(float(verified["correct"].mean() or 0.0), 4),
-        "pass_at_n": round(float(per_prompt["any_correct"].mean() or 0.0), 4),
-        "mean_tokens": round(float(verified["num_tokens"].mean() or 0.0), 1),
-        "finish_reason": _counts(verified["finish_reason"]),
-        "verify_error": _counts(verified["verify_error"]),
-        "engine_failures": int(verified["error"].is_not_null().sum()),
+        "correct": int(samples["correct"].sum()),
+        "accuracy": _round(samples["correct"].mean() or 0.0),
+        "pass_at_n": _round(per_prompt["any_correct"].mean() or 0.0),
+        "mean_tokens": _round(samples["num_tokens"].mean() or 0.0, 1),
+        "finish_reason": _counts(samples["finish_reason"]),
+        "verify_error": _counts(samples["verify_error"]),
+        "engine_failures": int(samples["error"].is_not_null().sum()),
+    }
+    if "judge_score" in samples.columns:
+        stats["judge"] = {
+            "judged": int(samples["judge_score"].is_not_null().sum()),
+            "mean_score": _round(samples["judge_score"].mean()),
+            "parse_errors": _counts(samples["judge_parse_error"]) if "judge_parse_error" in samples.columns else {},
+        }
+    return stats
+
+
+def separability(pairs: pl.DataFrame) -> dict[str, Any]:
+    """"More is Less": pairs only teach when their sides are separable; report what weakens that."""
+    if not pairs.height:
+        return {"margin_histogram": {}, "same_model_share": None, "length_diff_chars": None}
+    margins = pairs["margin"].drop_nulls()
+    histogram = (
+        _counts(margins.cut(MARGIN_BINS, left_closed=True).cast(pl.String)) if margins.len() else {}
+    )
+    length_diff = pairs["chosen_text"].str.len_chars().cast(pl.Int64) - pairs["rejected_text"].str.len_chars().cast(pl.Int64)
+    return {
+        "margin_histogram": histogram,
+        "mean_margin": _round(margins.mean()),
+        "same_model_share": _round((pairs["chosen_engine"] == pairs["rejected_engine"]).mean()),
+        "length_diff_chars": {"mean": _round(length_diff.mean(), 1), "median": _round(length_diff.median(), 1)},
+        "chosen_longer_share": _round((length_diff > 0).mean()),
     }
 
 
@@ -30,7 +61,23 @@ def pair_stats(outcomes: pl.DataFrame) -> dict[str, Any]:
     kept = outcomes.filter(pl.col("keep"))
     return {
         "pairs": kept.height,
+        "candidates": outcomes.height,
         "dropped": _counts(outcomes["drop_reason"]),
         "chosen_source": _counts(kept["chosen_source"]),
         "strategy": _counts(kept["strategy"]),
+        "difficulty": _counts(kept["difficulty"]) if "difficulty" in kept.columns else {},
+        "separability": separability(kept),
     }
+
+
+def vote_stats(votes: pl.DataFrame) -> dict[str, Any]:
+    return {
+        "prompts": votes.height,
+        "mean_vote_share": _round(votes["vote_share"].mean()),
+        "label_source": _counts(votes["label_source"]),
+        "difficulty": _counts(votes["difficulty"]),
+    }
+
+
+def decontamination_stats(checked: pl.DataFrame) -> dict[str, Any]:
+    return {"prompts": checked.height, "dropped": int((~checked["keep"]).sum())}

@@ -18,17 +18,21 @@ from prefect.filesystems import LocalFileSystem
 from prefect.logging import get_run_logger
 from pydantic import BaseModel
 
-from prefmill.config import SourceConfig, config_hash
+from prefmill.config import RunConfig, SourceConfig, config_hash
 from prefmill.engines.base import Engine
 from prefmill.refs import TableRef, write_table
-from prefmill.schemas.tables import PAIRS, PROMPTS, SAMPLES, VERIFIED
+from prefmill.schemas.tables import PAIRS, PROMPTS, SAMPLES, SCORED, VERIFIED, VOTES
 from prefmill.schemas.validate import conform
+from prefmill.sources import load_prompts, read_table
 from prefmill.store import publish_version
-from prefmill.tasks.stats import pair_stats, sample_stats
-from prefmill.sources import load_prompts
+from prefmill.tasks import consistency as consistency_stage
+from prefmill.tasks import decontaminate as decontaminate_stage
+from prefmill.tasks import filters as filters_stage
 from prefmill.tasks import generate as generate_stage
+from prefmill.tasks import judge as judge_stage
 from prefmill.tasks import pairs as pairs_stage
 from prefmill.tasks import verify as verify_stage
+from prefmill.tasks.stats import decontamination_stats, pair_stats, sample_stats, vote_stats
 
 
 def _key_part(value: Any) -> str:
@@ -108,27 +112,105 @@ def verify_task(samples: TableRef, prompts: TableRef, *, cfg, work: str) -> Tabl
     return write_table(verified, _out(work, "verify", [samples, prompts, cfg]), schema=VERIFIED, where="verify output")
 
 
+@task(name="decontaminate", cache_policy=stage_cache("decontaminate", decontaminate_stage.STAGE_VERSION), persist_result=True)
+def decontaminate_task(prompts: TableRef, evals: list[TableRef], *, cfg, work: str) -> tuple[TableRef, TableRef]:
+    """(kept prompts, every prompt with `overlap`/`keep`/`drop_reason`)."""
+    index = decontaminate_stage.eval_index(
+        (q for ref in evals for q in read_table(ref.path)[cfg.field].drop_nulls()), n=cfg.ngram
+    )
+    checked = decontaminate_stage.decontaminate(prompts.read(), index, cfg=cfg)
+    dropped = checked.height - int(checked["keep"].sum())
+    get_run_logger().info("decontaminate: %d of %d prompts overlap the eval sets, dropped", dropped, checked.height)
+    parts = [prompts, evals, cfg]
+    kept = write_table(checked.filter(pl.col("keep")), _out(work, "decontaminated", parts), schema=PROMPTS, where="prompts")
+    return kept, write_table(checked, _out(work, "decontamination", parts), where="decontamination")
+
+
+@task(name="vote", cache_policy=stage_cache("vote", consistency_stage.STAGE_VERSION), persist_result=True)
+def vote_task(samples: TableRef, *, cfg, verify_cfg, work: str) -> tuple[TableRef, TableRef]:
+    """(samples with answer classes, one vote row per prompt)."""
+    voted, votes = consistency_stage.vote(samples.read(), cfg=cfg, timeout_seconds=verify_cfg.timeout_seconds)
+    get_run_logger().info("vote: %d prompts, mean vote share %.2f", votes.height, votes["vote_share"].mean() or 0)
+    parts = [samples, cfg, verify_cfg]
+    return (
+        write_table(voted, _out(work, "voted", parts), where="vote output"),
+        write_table(votes, _out(work, "votes", parts), schema=VOTES, where="votes"),
+    )
+
+
+@task(name="judge-pointwise", cache_policy=stage_cache("judge-pointwise", judge_stage.STAGE_VERSION), persist_result=True)
+def judge_pointwise_task(samples: TableRef, *, cfg, engine: Engine, work: str) -> TableRef:
+    """Rubric scores for every usable sample, joined back onto all samples."""
+    frame = samples.read()
+    usable = frame.filter(pl.col("error").is_null() & (pl.col("completion").str.strip_chars() != ""))
+    judged = judge_stage.judge_pointwise(usable, engine=engine, cfg=cfg)
+    get_run_logger().info("judge-pointwise: %d samples, %d unparsable outputs", judged.height, int(judged["judge_parse_failures"].sum()))
+    merged = frame.join(judged.drop("judge_raw", "judge_engine", strict=False), on="sample_id", how="left", maintain_order="left")
+    return write_table(merged, _out(work, "judge-pointwise", [samples, cfg, engine]), where="judge output")
+
+
 @task(name="pairs", cache_policy=stage_cache("pairs", pairs_stage.STAGE_VERSION), persist_result=True)
-def pairs_task(verified: TableRef, prompts: TableRef, *, cfg, work: str) -> TableRef:
-    """All prompts with `keep`/`drop_reason`; the publish step writes the kept ones as `pairs`."""
-    outcomes = pairs_stage.build_pairs(verified.read(), prompts.read(), cfg=cfg)
-    get_run_logger().info("pairs: %d of %d prompts paired", int(outcomes["keep"].sum()), outcomes.height)
-    return write_table(outcomes, _out(work, "pairs", [verified, prompts, cfg]), where="pairs output")
+def pairs_task(
+    samples: TableRef, prompts: TableRef, votes: TableRef | None, parent: TableRef | None,
+    *, cfg, parent_version: str | None, work: str,
+) -> TableRef:
+    """Every candidate pair with `keep`/`drop_reason`; the publish step writes the kept ones."""
+    outcomes = pairs_stage.build_pairs(
+        samples.read(), prompts.read(), cfg=cfg, votes=votes.read() if votes else None,
+        parent_samples=parent.read() if parent else None, parent_version=parent_version,
+    )
+    get_run_logger().info("pairs (%s): %d kept of %d candidates", cfg.strategy, int(outcomes["keep"].sum()), outcomes.height)
+    return write_table(outcomes, _out(work, "pairs", [samples, prompts, votes, parent, cfg]), where="pairs output")
+
+
+@task(name="judge-pairwise", cache_policy=stage_cache("judge-pairwise", judge_stage.STAGE_VERSION), persist_result=True)
+def judge_pairwise_task(pairs: TableRef, *, cfg, engine: Engine, work: str) -> TableRef:
+    """Both orders for every kept pair; verdicts per pair."""
+    kept = pairs.read().filter(pl.col("keep"))
+    verdicts = judge_stage.judge_pairwise(kept, engine=engine, cfg=cfg)
+    get_run_logger().info("judge-pairwise: %d pairs, %d swap-consistent", verdicts.height, int(verdicts["swap_consistent"].sum() or 0))
+    return write_table(verdicts, _out(work, "judge-pairwise", [pairs, cfg, engine]), where="pairwise judge output")
+
+
+@task(name="filters", cache_policy=stage_cache("filters", filters_stage.STAGE_VERSION), persist_result=True)
+def filters_task(
+    pairs: TableRef, verdicts: TableRef | None, samples: TableRef, parent: TableRef | None,
+    *, cfg, pairs_cfg, work: str,
+) -> TableRef:
+    consistency = None
+    if parent is not None and cfg.cream != "off":
+        consistency = filters_stage.cream_consistency(
+            pairs_stage.sample_scores(samples.read(), cfg=pairs_cfg), pairs_stage.sample_scores(parent.read(), cfg=pairs_cfg)
+        )
+    filtered = filters_stage.apply_filters(
+        pairs.read(), cfg=cfg, judged=verdicts.read() if verdicts else None, consistency=consistency
+    )
+    get_run_logger().info("filters: %d pairs kept", int(filtered["keep"].sum()))
+    return write_table(filtered, _out(work, "filters", [pairs, verdicts, samples, parent, cfg, pairs_cfg]), where="filters output")
+
 
 @task(name="publish")
 def publish_task(
-    verified: TableRef, pair_outcomes: TableRef, *, store: str, dataset: str, config: dict[str, Any], engine: str
+    samples: TableRef, pairs: TableRef, votes: TableRef | None, decontamination: TableRef | None,
+    *, store: str, dataset: str, config: RunConfig, engine: str,
 ) -> dict[str, Any]:
-    """Write the version (`samples`, `pairs`) with its manifest; identical content reuses the latest."""
-    samples = verified.read()
-    outcomes = pair_outcomes.read()
+    """Write the version (`samples`, `pairs`, `votes`) with its manifest; identical content reuses the latest."""
+    scored = pairs_stage.sample_scores(samples.read(), cfg=config.pairs)
+    outcomes = pairs.read()
+    kept = outcomes.filter(pl.col("keep"))
     tables = {
-        "samples": conform(samples, VERIFIED, where="samples"),
-        "pairs": conform(outcomes.filter(pl.col("keep")), PAIRS, where="pairs"),
+        "samples": conform(scored, SCORED, where="samples", fill_nullable=True),
+        "pairs": conform(kept, PAIRS, where="pairs"),
     }
-    stats = {"samples": sample_stats(samples), "pairs": pair_stats(outcomes)}
+    stats = {"samples": sample_stats(scored), "pairs": pair_stats(outcomes)}
+    if votes is not None:
+        vote_rows = votes.read()
+        tables["votes"] = conform(vote_rows, VOTES, where="votes")
+        stats["votes"] = vote_stats(vote_rows)
+    if decontamination is not None:
+        stats["decontamination"] = decontamination_stats(decontamination.read())
     version = publish_version(
-        Path(store), dataset, tables, config=config, info={"engine": engine, "stats": stats}
+        Path(store), dataset, tables, config=config.model_dump(mode="json"), info={"engine": engine, "stats": stats}
     )
     get_run_logger().info(
         "publish: %s %s (%s)", dataset, version.name, "new" if version.created else "unchanged, already published"

@@ -44,11 +44,15 @@ def _pairs(prompt_ids: list[str]) -> pa.Table:
                 "strategy": ["verified_vs_incorrect"] * n, "chosen_source": ["sample"] * n,
                 "chosen_sample_id": [f"{p}-0" for p in prompt_ids], "rejected_sample_id": [f"{p}-1" for p in prompt_ids],
                 "chosen_answer": ["1"] * n, "rejected_answer": ["2"] * n, "reference_answer": ["1"] * n,
-                "chosen_logprob": [-0.1] * n, "rejected_logprob": [-0.2] * n, "engine": ["scripted:t"] * n,
+                "chosen_logprob": [-0.1] * n, "rejected_logprob": [-0.2] * n,
+                "pair_id": [f"{p}-0~{p}-1" for p in prompt_ids], "chosen_engine": ["scripted:t"] * n,
+                "rejected_engine": ["scripted:t"] * n, "chosen_score": [1.0] * n, "rejected_score": [0.0] * n,
+                "margin": [1.0] * n, "curriculum_rank": list(range(n)), "weight": [1.0] * n,
             }
         ),
         PAIRS,
         where="pairs",
+        fill_nullable=True,
     )
 
 

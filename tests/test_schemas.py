@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prefmill.errors import SchemaError
-from prefmill.schemas.tables import MESSAGES, PAIRS, PROMPTS, SAMPLES, VERIFIED, VERSION_CONFIGS
+from prefmill.schemas.tables import MESSAGES, PAIRS, PROMPTS, SAMPLES, SCORED, VERIFIED, VERSION_CONFIGS, VOTES
 from prefmill.schemas.validate import conform
 
 SMALL = pa.schema(
@@ -46,12 +46,14 @@ class TestTables:
         assert VERIFIED.names == SAMPLES.names + ["reference_answer", "extracted", "correct", "verify_error"]
 
     def test_version_configs(self):
-        assert VERSION_CONFIGS == {"samples": VERIFIED, "pairs": PAIRS}
+        assert VERSION_CONFIGS == {"samples": SCORED, "pairs": PAIRS, "votes": VOTES}
+        assert SCORED.names[: len(VERIFIED)] == VERIFIED.names
 
     def test_required_columns(self):
         assert [f.name for f in PROMPTS if not f.nullable] == ["prompt_id", "question", "source_row"]
-        assert [f.name for f in PAIRS if f.nullable] == [
-            "chosen_sample_id", "chosen_answer", "rejected_answer", "reference_answer", "chosen_logprob", "rejected_logprob",
+        assert [f.name for f in PAIRS if not f.nullable] == [
+            "pair_id", "prompt_id", "prompt", "chosen", "rejected", "strategy", "chosen_source", "rejected_sample_id",
+            "chosen_engine", "rejected_engine", "curriculum_rank", "weight",
         ]
 
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from prefmill.config import EngineConfig
 from prefmill.engines.base import Completion, Engine, GenRequest, GenResult, Sampling
+from prefmill.errors import ConfigError
 
 __all__ = ["Completion", "Engine", "GenRequest", "GenResult", "Sampling", "engine_for", "register_engine"]
 
@@ -28,9 +29,23 @@ def engine_for(cfg: EngineConfig, *, references: Mapping[str, str] | None = None
     if (engine := _ENGINES.get(_key(cfg))) is not None:
         return engine
     if cfg.kind == "scripted":
-        from prefmill.engines.scripted import ScriptedEngine, gsm8k_policy
+        from prefmill.engines.scripted import ScriptedEngine, gsm8k_judge_policy, gsm8k_policy, routed
 
-        return ScriptedEngine(gsm8k_policy(references or {}, p_error=cfg.p_error), name=f"gsm8k-p{cfg.p_error}")
+        refs = references or {}
+        policy = routed(gsm8k_policy(refs, p_error=cfg.p_error), gsm8k_judge_policy(refs, p_noise=cfg.p_error / 2))
+        return ScriptedEngine(policy, name=f"gsm8k-p{cfg.p_error}")
+    if cfg.kind == "openai":
+        import os
+
+        from prefmill.engines.openai import OpenAIEngine
+
+        if not cfg.base_url:
+            raise ConfigError("engine.base_url is required when engine.kind is openai", hint="e.g. http://127.0.0.1:8000/v1")
+        engine = OpenAIEngine(
+            cfg.base_url, cfg.model, api_key=os.environ.get(cfg.api_key_env), max_concurrency=cfg.max_concurrency
+        )
+        _ENGINES[_key(cfg)] = engine
+        return engine
     from prefmill.engines.vllm import VLLMEngine
 
     engine = VLLMEngine(cfg.model, revision=cfg.revision, dtype=cfg.dtype, max_model_len=cfg.max_model_len, seed=cfg.seed)

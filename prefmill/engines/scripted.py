@@ -99,3 +99,47 @@ def gsm8k_policy(references: Mapping[str, str], *, p_error: float = 0.3) -> Poli
 def _to_number(text: str) -> int | float:
     value = float(text)
     return int(value) if value.is_integer() else value
+
+
+_FINAL = re.compile(r"####\s*([^\n]*)")
+_BLOCK = re.compile(r"\[(Solution|Response A|Response B)\]\n(.*?)(?:\n\[End of Response [AB]\]|\Z)", re.DOTALL)
+
+
+def _final_answer(text: str) -> str | None:
+    found = _FINAL.findall(text)
+    return found[-1].strip().replace(",", "") if found else None
+
+
+def gsm8k_judge_policy(references: Mapping[str, str], *, p_noise: float = 0.0) -> Policy:
+    """A judge that knows the reference answers: a correct solution scores 9, a wrong one 2; between
+    two responses it prefers the correct one. With probability `p_noise` it answers at random, so
+    position-swap and agreement filters have something to catch."""
+
+    def policy(request: GenRequest, index: int, rng: random.Random) -> str:
+        text = last_user_text(request)
+        found = max((q for q in references if q in text), key=len, default=None)
+        truth = _final_answer(references[found]) if found is not None else None
+        blocks = {name: body for name, body in _BLOCK.findall(text)}
+        right = {name: truth is not None and _final_answer(body) == truth for name, body in blocks.items()}
+        noisy = rng.random() < p_noise
+        if "Solution" in blocks:
+            score = rng.randint(1, 10) if noisy else (9 if right["Solution"] else 2)
+            return f"I checked the steps against the problem.\nScore: {score}"
+        if noisy:
+            return f"Both have merits.\nVerdict: {rng.choice(['A', 'B', 'tie'])}"
+        a, b = right.get("Response A", False), right.get("Response B", False)
+        verdict = "tie" if a == b else ("A" if a else "B")
+        return f"Comparing the final answers.\nVerdict: {verdict}"
+
+    return policy
+
+
+def routed(solver: Policy, judge: Policy) -> Policy:
+    """One scripted engine that both solves and judges, as a policy judging itself does."""
+
+    def policy(request: GenRequest, index: int, rng: random.Random) -> str:
+        text = last_user_text(request)
+        is_judging = "[Solution]\n" in text or "[Response A]\n" in text
+        return (judge if is_judging else solver)(request, index, rng)
+
+    return policy

@@ -58,8 +58,8 @@ def test_flow_publishes_version_and_rerun_is_cached(tmp_path, gsm8k_test):
     stage_counts = Artifact.get("flow-a-stage-counts")
     assert stage_counts is not None and stage_counts.type == "table"
     table = json.loads(stage_counts.data) if isinstance(stage_counts.data, str) else stage_counts.data
-    assert [row["stage"] for row in table] == ["load-prompts", "generate", "verify", "pairs"]
-    assert [row["rows_out"] for row in table][:2] == [12, 48] and table[3]["rows_out"] == pairs
+    assert [row["stage"] for row in table] == ["load-prompts", "generate", "verify", "vote", "pairs"]
+    assert [row["rows_out"] for row in table][:2] == [12, 48] and table[4]["rows_out"] == pairs
 
     second = preference(config=recipe, store=str(store))
 

@@ -72,8 +72,15 @@ class TestBuildPairs:
 
         out = build_pairs(samples, _prompts(("p", REFERENCE, "18")), cfg=PairsConfig())
 
-        assert out.columns == ["prompt_id", "keep", "drop_reason"] + [c for c in PAIRS.names if c != "prompt_id"]
-        assert _row(out, "p") == {
+        filter_columns = {"judge_prefers", "judge_agreement", "swap_consistent", "cream_consistency"}
+        assert {"keep", "drop_reason"} | (set(PAIRS.names) - filter_columns) <= set(out.columns)
+        row = _row(out, "p")
+        assert {k: row[k] for k in (
+            "prompt_id", "keep", "drop_reason", "prompt", "chosen", "rejected", "strategy", "chosen_source",
+            "chosen_sample_id", "rejected_sample_id", "chosen_answer", "rejected_answer", "reference_answer",
+            "chosen_logprob", "rejected_logprob", "chosen_engine", "rejected_engine", "chosen_score",
+            "rejected_score", "margin", "chosen_version", "rejected_version", "weight", "curriculum_rank",
+        )} == {
             "prompt_id": "p",
             "keep": True,
             "drop_reason": None,
@@ -89,7 +96,15 @@ class TestBuildPairs:
             "reference_answer": "18",
             "chosen_logprob": -0.2,
             "rejected_logprob": -0.4,
-            "engine": "scripted:test",
+            "chosen_engine": "scripted:test",
+            "rejected_engine": "scripted:test",
+            "chosen_score": 1.0,
+            "rejected_score": 0.0,
+            "margin": 1.0,
+            "chosen_version": None,
+            "rejected_version": None,
+            "weight": 1.0,
+            "curriculum_rank": 0,
         }
 
     def test_rejected_least_confident(self):
@@ -177,7 +192,7 @@ class TestBuildPairs:
 
     def test_prompt_without_samples_is_dropped(self):
         out = build_pairs(_verified([]), _prompts(("p", REFERENCE, "18")), cfg=PairsConfig())
-        assert _row(out, "p")["drop_reason"] == "no_incorrect_sample"
+        assert _row(out, "p")["drop_reason"] == "no_usable_sample"
 
     def test_one_row_per_prompt_in_prompt_order(self):
         samples = _verified([
@@ -187,7 +202,7 @@ class TestBuildPairs:
         ])
         out = build_pairs(samples, _prompts(("a", "1", "1"), ("b", "2", "2"), ("c", "3", "3")), cfg=PairsConfig())
         assert out.select("prompt_id", "keep", "drop_reason").rows() == [
-            ("a", False, "no_incorrect_sample"), ("b", True, None), ("c", False, "no_incorrect_sample"),
+            ("a", False, "no_incorrect_sample"), ("b", True, None), ("c", False, "no_usable_sample"),
         ]
 
     def test_kept_rows_conform_to_the_trl_conversational_schema(self):
@@ -198,7 +213,7 @@ class TestBuildPairs:
         ])
         out = build_pairs(samples, _prompts(("a", REFERENCE, "18"), ("b", REFERENCE, "18")), cfg=PairsConfig())
 
-        table = conform(out.filter(pl.col("keep")), PAIRS, where="pairs")
+        table = conform(out.filter(pl.col("keep")), PAIRS, where="pairs", fill_nullable=True)
 
         assert table.num_rows == 2
         for column in ("prompt", "chosen", "rejected"):
