@@ -116,6 +116,9 @@ class JudgeConfig(_Strict):
     rubric: str = DEFAULT_RUBRIC
     engine: EngineConfig | None = None
     """Another model as judge; null uses the policy engine."""
+    constrained: bool = True
+    """Guided decoding: the judge's output must end with its `Score:` / `Verdict:` line, so even a
+    small judge is parsable (vLLM and vLLM servers; turn off for servers without structured outputs)."""
     max_parse_fail: float = Field(0.5, ge=0, le=1)
     """Share of unparsable judge outputs tolerated before the run fails (a 135M model needs 1.0)."""
 

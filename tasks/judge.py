@@ -162,20 +162,28 @@ def _require(frame: pl.DataFrame, columns: tuple[str, ...], id_column: str, wher
         raise InputError(f"{where}: `{id_column}` values repeat; request ids must be unique")
 
 
-def _sampling(request_id: str, cfg: JudgeConfig) -> Sampling:
+# With `cfg.constrained`, guided decoding makes the output a one-line rationale then the answer line.
+POINTWISE_FORMAT = r"[^\n]{1,300}\nScore: (10|[1-9])"
+PAIRWISE_FORMAT = r"[^\n]{1,300}\nVerdict: (A|B|tie)"
+
+
+def _sampling(request_id: str, cfg: JudgeConfig, *, regex: str) -> Sampling:
     return Sampling(n=cfg.samples, temperature=cfg.temperature, max_tokens=cfg.max_tokens,
-                    seed=prompt_seed(cfg.seed, request_id), logprobs=False)
+                    seed=prompt_seed(cfg.seed, request_id), logprobs=False,
+                    regex=regex if cfg.constrained else None)
 
 
-def _request(request_id: str, content: str, cfg: JudgeConfig) -> GenRequest:
-    return GenRequest(request_id, messages=({"role": "user", "content": content},), sampling=_sampling(request_id, cfg))
+def _request(request_id: str, content: str, cfg: JudgeConfig, *, regex: str) -> GenRequest:
+    return GenRequest(request_id, messages=({"role": "user", "content": content},),
+                      sampling=_sampling(request_id, cfg, regex=regex))
 
 
 def build_pointwise_requests(samples: pl.DataFrame, *, cfg: JudgeConfig) -> list[GenRequest]:
     """One request per sample, `request_id = sample_id`."""
     _require(samples, ("sample_id", "prompt", "completion"), "sample_id", "judge_pointwise")
     return [
-        _request(sid, build_pointwise_prompt(_question(prompt, sid), completion, rubric=cfg.rubric), cfg)
+        _request(sid, build_pointwise_prompt(_question(prompt, sid), completion, rubric=cfg.rubric), cfg,
+                 regex=POINTWISE_FORMAT)
         for sid, prompt, completion in samples.select("sample_id", "prompt", "completion").iter_rows()
     ]
 
@@ -186,8 +194,9 @@ def build_pairwise_requests(pairs: pl.DataFrame, *, cfg: JudgeConfig) -> list[Ge
     requests = []
     for pid, prompt, chosen, rejected in pairs.select("pair_id", "prompt", "chosen_text", "rejected_text").iter_rows():
         question = _question(prompt, pid)
-        requests.append(_request(f"{pid}|ab", build_pairwise_prompt(question, chosen, rejected, rubric=cfg.rubric), cfg))
-        requests.append(_request(f"{pid}|ba", build_pairwise_prompt(question, rejected, chosen, rubric=cfg.rubric), cfg))
+        for order, first, second in (("ab", chosen, rejected), ("ba", rejected, chosen)):
+            prompt_text = build_pairwise_prompt(question, first, second, rubric=cfg.rubric)
+            requests.append(_request(f"{pid}|{order}", prompt_text, cfg, regex=PAIRWISE_FORMAT))
     return requests
 
 

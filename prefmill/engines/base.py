@@ -27,6 +27,8 @@ class Sampling:
     """Strings that end a sample (not included in the text)."""
     logprobs: bool = True
     """Keep the sampled tokens' log-probabilities (their mean becomes a column)."""
+    regex: str | None = None
+    """Constrain the text to this regular expression (guided decoding); None: free text."""
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,7 @@ class VLLMEngine:
     @staticmethod
     def sampling_params(request: GenRequest):
         from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
 
         s = request.sampling
         return SamplingParams(
@@ -122,6 +123,7 @@ class VLLMEngine:
             seed=s.seed,
             stop=list(s.stop) or None,
             logprobs=0 if s.logprobs else None,
+            structured_outputs=StructuredOutputsParams(regex=s.regex) if s.regex else None,
         )
 
     def generate(self, requests: Sequence[GenRequest]) -> list[GenResult]:
