@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from prefmill.cli import app
-from prefmill.schemas.tables import PAIRS, VERIFIED
+from prefmill.query import run_query
+from prefmill.schemas.tables import PAIRS, SCORED, VOTES
 from tests.integration.conftest import DEMO
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
@@ -26,19 +27,29 @@ def test_demo_run_publishes_queryable_version_and_rerun_hits_cache(tmp_path, rea
     assert result.exit_code == 0, result.output
     version_dir = store / demo_config.dataset / "v0001"
     assert result.output.strip().splitlines()[-1] == str(version_dir)
-    assert real_engine.calls == calls_before + 1  # one batched engine call for the whole stage
+    # One batched engine call per stage: generate, pointwise judge, pairwise judge.
+    assert real_engine.calls == calls_before + 3
     manifest = json.loads((version_dir / "manifest.json").read_text())
-    n_prompts, n = demo_config.source.limit, demo_config.generate.n
+    stats = manifest["stats"]
+    n_prompts = demo_config.source.limit - stats["decontamination"]["dropped"]
+    n = demo_config.generate.n
     samples_file = version_dir / "data" / "samples" / "train-00000-of-00001.parquet"
     pairs_file = version_dir / "data" / "pairs" / "train-00000-of-00001.parquet"
-    assert pq.read_schema(samples_file).remove_metadata() == VERIFIED
+    votes_file = version_dir / "data" / "votes" / "train-00000-of-00001.parquet"
+    assert pq.read_schema(samples_file).remove_metadata() == SCORED
     assert pq.read_schema(pairs_file).remove_metadata() == PAIRS
+    assert pq.read_schema(votes_file).remove_metadata() == VOTES
     assert manifest["files"]["data/samples/train-00000-of-00001.parquet"]["rows"] == n_prompts * n
+    assert manifest["files"]["data/votes/train-00000-of-00001.parquet"]["rows"] == n_prompts
     assert manifest["engine"] == real_engine.fingerprint and "float" in manifest["engine"]
     assert manifest["config"]["generate"]["n"] == n
 
     samples = pq.read_table(samples_file).to_pylist()
     assert all(s["num_tokens"] > 0 and s["mean_logprob"] is not None for s in samples)
+    # Guided decoding keeps even a 135M judge parsable: every judged sample has a 1-10 score.
+    judged = [s for s in samples if s["judge_score"] is not None]
+    assert len(judged) >= len(samples) // 2 and all(1 <= s["judge_score"] <= 10 for s in judged)
+    assert stats["samples"]["judge"]["judged"] == len(judged)
     assert {s["finish_reason"] for s in samples} <= {"stop", "length"}
     # A sample is correct exactly when its extracted answer equals the reference (math-verify).
     assert all(s["correct"] == (s["extracted"] is not None and float(s["extracted"]) == float(s["reference_answer"]))
@@ -49,16 +60,23 @@ def test_demo_run_publishes_queryable_version_and_rerun_hits_cache(tmp_path, rea
     assert json.loads(query.output) == [{"n": manifest["stats"]["pairs"]["pairs"]}]
     assert manifest["stats"]["pairs"]["pairs"] > 0
 
-    # TRL's conversational preference format, loadable by `datasets`.
+    # TRL's conversational preference format, loadable by `datasets`, with strategy, scores and provenance.
     ds = datasets.load_dataset("parquet", data_files=str(pairs_file), split="train")
     row = ds[0]
     assert row["prompt"][0]["role"] == "user" and row["chosen"][0]["role"] == "assistant"
     assert row["rejected"][0]["content"] != row["chosen"][0]["content"]
+    assert row["strategy"] == demo_config.pairs.strategy and row["rejected_engine"] == real_engine.fingerprint
+    assert row["chosen_engine"] in (real_engine.fingerprint, "reference")
+    assert row["margin"] == row["chosen_score"] - row["rejected_score"]
+    # Pairwise judging ran in both orders on every pair it kept.
+    judged_pairs = run_query(store, "select count(*) from pairs where judge_agreement is not null or swap_consistent is not null")
+    assert judged_pairs.item() >= 1
+    assert set(stats["pairs"]["separability"]) >= {"margin_histogram", "same_model_share", "length_diff_chars"}
 
     again = runner.invoke(app, ["run", str(DEMO), "--store", str(store)])
 
     assert again.exit_code == 0, again.output
-    assert real_engine.calls == calls_before + 1  # the second run never called the engine
+    assert real_engine.calls == calls_before + 3  # the second run never called the engine
     assert "unchanged" in again.output
     assert sorted(p.name for p in (store / demo_config.dataset).iterdir()) == ["v0001"]
 
