@@ -88,25 +88,26 @@ def test_prefix_is_continued_raw(engine):
     assert c.text and c.num_tokens > 0 and c.mean_logprob is not None
 
 
-def test_preference_flow_runs_through_the_openai_engine(tmp_path, server, engine, gsm8k_test, prefect_server):
-    from prefmill.engines import _ENGINES, _key, register_engine
+def test_preference_recipe_runs_through_the_openai_engine(tmp_path, server, gsm8k_test, prefect_server, monkeypatch, caplog):
+    """The recipe from YAML keys alone: `engine.kind: openai`, judging through the same server."""
+    from prefmill.engines import engine_for
     from prefmill.flows.preference import preference
 
     recipe = validate_config(
         {
             "dataset": "openai-flow",
             "source": {"path": str(gsm8k_test), "limit": 4},
-            # Until EngineConfig has `kind: openai`, the engine is registered under this config.
-            "engine": {"kind": "vllm", "model": server.model},
+            "engine": {"kind": "openai", "base_url": server.base_url, "model": server.model,
+                       "api_key_env": "PREFMILL_TEST_KEY"},
             "generate": {"n": 2, "max_tokens": 64},
+            "judge": {"pointwise": True, "pairwise": True, "max_tokens": 96},
+            "filters": {"require_swap_consistent": False},
         }
     ).model_dump(mode="json")
-    cfg = EngineConfig.model_validate(recipe["engine"])
-    register_engine(cfg, engine)
-    try:
-        result = preference(config=recipe, store=str(tmp_path))
-    finally:
-        _ENGINES.pop(_key(cfg), None)  # the server stops with this module; no later test may reach it
+    monkeypatch.setenv("PREFMILL_TEST_KEY", "sk-never-print-me-42")
+    engine = engine_for(EngineConfig.model_validate(recipe["engine"]))
+
+    result = preference(config=recipe, store=str(tmp_path))
 
     assert result["version"] == "v0001"
     version = tmp_path / "openai-flow" / "v0001"
@@ -114,7 +115,14 @@ def test_preference_flow_runs_through_the_openai_engine(tmp_path, server, engine
     assert samples.height == 8
     assert samples["engine"].unique().to_list() == [engine.fingerprint]
     assert samples["error"].null_count() == 8 and (samples["num_tokens"] > 0).all()
-    assert json.loads((version / "manifest.json").read_text())["engine"] == engine.fingerprint
+    # Guided decoding went through the server too: the judge's scores parse.
+    assert samples["judge_score"].drop_nulls().len() >= 4
+    manifest = json.loads((version / "manifest.json").read_text())
+    assert manifest["engine"] == engine.fingerprint
+    assert manifest["stats"]["votes"]["prompts"] == 4
+    # The key reached the client but nothing written or logged.
+    assert all(b"sk-never-print-me-42" not in f.read_bytes() for f in tmp_path.rglob("*") if f.is_file())
+    assert "sk-never-print-me-42" not in caplog.text and "sk-never-print-me-42" not in repr(engine)
 
 
 def test_server_that_cannot_start_raises_with_its_log(tmp_path):
