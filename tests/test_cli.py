@@ -108,3 +108,20 @@ def test_verify_command_writes_rows_with_verdicts(tmp_path):
     assert [r["extracted"] for r in checked] == ["18", "17", None]
     assert [r["reference_answer"] for r in checked] == ["18", "18", "18"]
     assert "1 of 3 correct" in result.output
+
+
+def test_switching_strategy_and_filters_from_the_command_line_names_bad_keys(tmp_path):
+    bad_strategy = runner.invoke(app, ["run", str(DEMO), "--store", str(tmp_path), "--set", "pairs.strategy=bestworst"])
+    bad_filter = runner.invoke(app, ["run", str(DEMO), "--store", str(tmp_path), "--set", "filters.scir=0.7"])
+
+    assert bad_strategy.exit_code == 2 and "pairs.strategy" in bad_strategy.output
+    assert "'best_worst'" in bad_strategy.output and "'bestworst'" in bad_strategy.output
+    assert bad_filter.exit_code == 2 and "filters.scir: Extra inputs are not permitted" in bad_filter.output
+
+
+def test_every_shipped_recipe_validates():
+    from prefmill.config import load_config
+
+    for recipe in sorted((ROOT / "configs").glob("*.yaml")):
+        cfg = load_config(recipe)
+        assert cfg.source.path.endswith(".jsonl"), recipe

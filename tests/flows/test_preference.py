@@ -129,3 +129,38 @@ def test_concurrent_runs_of_different_recipes_get_distinct_versions(tmp_path, gs
     for t in threads:
         t.join()
     assert sorted(results.values()) == ["v0001", "v0002"]
+
+
+def test_full_recipe_two_iterations_on_scripted_policy_and_judge(tmp_path, gsm8k_test):
+    """Every stage on: decontamination, votes, both judges, all filters; then an anchored second
+    iteration whose CREAM consistency is measured against the first."""
+    train = gsm8k_test.parent / "train.jsonl"
+    base = {
+        "dataset": "flow-full",
+        "source": {"path": str(train), "limit": 30},
+        "decontamination": {"enabled": True, "eval_files": [str(gsm8k_test)]},
+        "engine": {"kind": "scripted", "p_error": 0.4},
+        "generate": {"n": 4},
+        "judge": {"pointwise": True, "pairwise": True, "samples": 3},
+        "filters": {"scir_min_agreement": 0.67, "verifier_judge_agreement": True, "cream": "drop"},
+        "pairs": {"strategy": "all_ranked", "min_margin": 0.3},
+    }
+    store = tmp_path / "store"
+
+    first = preference(config=validate_config(base).model_dump(mode="json"), store=str(store))
+    second_cfg = base | {"pairs": {"strategy": "anchored"}}
+    second = preference(config=validate_config(second_cfg).model_dump(mode="json"), store=str(store))
+
+    p1, p2 = first["stats"]["pairs"], second["stats"]["pairs"]
+    assert p1["pairs"] + sum(p1["dropped"].values()) == p1["candidates"]
+    assert p1["pairs"] > 0 and set(p1["dropped"]) <= {"no_margin", "swap_inconsistent", "scir_disagreement",
+                                                     "judge_contradicts_verifier"}
+    assert first["stats"]["samples"]["judge"]["judged"] == first["stats"]["samples"]["samples"]
+    pairs = run_query(store, "select version, strategy, count(rejected_version) as anchored, "
+                             "count(cream_consistency) as tau from pairs group by all order by version")
+    assert pairs.rows() == [("v0001", "all_ranked", 0, 0), ("v0002", "anchored", p2["pairs"], p2["pairs"])]
+    assert run_query(store, "select min(margin) from pairs where version = 'v0001'").item() >= 0.3
+    versions = json.loads((store / "flow-full" / "v0002" / "manifest.json").read_text())
+    assert versions["parent"] == "v0001"
+    votes = run_query(store, "select count(*) from votes where version = 'v0001'").item()
+    assert votes == first["stats"]["votes"]["prompts"]
