@@ -62,3 +62,9 @@ def conform(
             raise SchemaError(f"{where}: row {row}, column {field.name!r}: null where a value is required")
         columns.append(column)
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+def polars_schema(schema: pa.Schema, *, exclude: tuple[str, ...] = ()) -> dict[str, pl.DataType]:
+    """The polars dtypes of a pyarrow schema, for building frames row by row."""
+    frame = pl.from_arrow(schema.empty_table())
+    return {name: dtype for name, dtype in frame.schema.items() if name not in exclude}

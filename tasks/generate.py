@@ -9,6 +9,8 @@ import polars as pl
 from prefmill.config import GenerateConfig
 from prefmill.engines.base import Engine, GenRequest, GenResult, Sampling
 from prefmill.errors import EngineError
+from prefmill.schemas.tables import SAMPLES
+from prefmill.schemas.validate import polars_schema
 
 STAGE_VERSION = 1
 
@@ -73,14 +75,7 @@ def generate(prompts: pl.DataFrame, *, engine: Engine, cfg: GenerateConfig) -> p
             f"generate: {failed} of {len(requests)} requests failed in the engine; first error: {first}",
             hint="raise generate.max_failed_share to keep the failures as rows, or fix the engine",
         )
-    frame = pl.DataFrame(
-        rows,
-        schema={
-            "prompt_id": pl.String, "prompt": pl.List(pl.Struct({"role": pl.String, "content": pl.String})),
-            "seed": pl.Int64, "engine": pl.String, "sample_index": pl.Int32, "completion": pl.String,
-            "num_tokens": pl.Int32, "mean_logprob": pl.Float64, "finish_reason": pl.String, "error": pl.String,
-        },
-    )
+    frame = pl.DataFrame(rows, schema=polars_schema(SAMPLES, exclude=("sample_id",)))
     return frame.with_columns(
         sample_id=pl.col("prompt_id") + "-" + pl.col("sample_index").cast(pl.String)
     )

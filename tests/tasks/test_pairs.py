@@ -7,7 +7,8 @@ import pytest
 
 from prefmill.config import PairsConfig
 from prefmill.schemas.tables import PAIRS
-from prefmill.schemas.validate import conform
+from prefmill.schemas.tables import VERIFIED
+from prefmill.schemas.validate import conform, polars_schema
 from prefmill.tasks.pairs import build_pairs, reference_as_solution
 
 REFERENCE = "She sells 16 - 3 - 4 = <<16-3-4=9>>9 eggs.\nShe makes 9 * 2 = $<<9*2=18>>18.\n#### 18"
@@ -35,16 +36,7 @@ def _verified(rows: list[dict]) -> pl.DataFrame:
         } | r
         row["sample_id"] = f"{row['prompt_id']}-{row['sample_index']}"
         full.append(row)
-    return pl.DataFrame(
-        full,
-        schema={
-            "prompt_id": pl.String, "prompt": pl.List(pl.Struct({"role": pl.String, "content": pl.String})),
-            "seed": pl.Int64, "engine": pl.String, "sample_index": pl.Int32, "completion": pl.String,
-            "num_tokens": pl.Int32, "mean_logprob": pl.Float64, "finish_reason": pl.String, "error": pl.String,
-            "sample_id": pl.String, "reference_answer": pl.String, "extracted": pl.String,
-            "correct": pl.Boolean, "verify_error": pl.String,
-        },
-    )
+    return pl.DataFrame(full, schema=polars_schema(VERIFIED))
 
 
 def _row(frame: pl.DataFrame, prompt_id: str) -> dict:

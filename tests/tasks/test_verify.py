@@ -10,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prefmill.config import VerifyConfig
+from prefmill.schemas.tables import SAMPLES
+from prefmill.schemas.validate import polars_schema
 from prefmill.tasks.verify import (
     answers_match,
     extract_answer,
@@ -230,15 +232,7 @@ def _samples(rows: list[dict]) -> pl.DataFrame:
         "mean_logprob": -0.5, "finish_reason": "stop", "error": None,
     }
     full = [defaults | r | {"sample_id": f"{r['prompt_id']}-{r['sample_index']}"} for r in rows]
-    return pl.DataFrame(
-        full,
-        schema={
-            "prompt_id": pl.String, "prompt": pl.List(pl.Struct({"role": pl.String, "content": pl.String})),
-            "seed": pl.Int64, "engine": pl.String, "sample_index": pl.Int32, "completion": pl.String,
-            "num_tokens": pl.Int32, "mean_logprob": pl.Float64, "finish_reason": pl.String, "error": pl.String,
-            "sample_id": pl.String,
-        },
-    )
+    return pl.DataFrame(full, schema=polars_schema(SAMPLES))
 
 
 class TestVerify:
