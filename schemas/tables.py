@@ -54,6 +54,7 @@ SCORED = pa.schema(
         pa.field("judge_scores", pa.list_(pa.int64())),
         pa.field("judge_rationale", pa.string()),
         pa.field("judge_parse_error", pa.string()),
+        pa.field("judge_raw", pa.list_(pa.string())),  # the judge's raw outputs, kept for audit
         pa.field("score", pa.float64()),  # what pairs rank by, in [0, 1]
     ]
 )

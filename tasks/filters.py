@@ -1,6 +1,7 @@
 """Consistency filters on pairs: keep a preference only when the evidence agrees with itself.
 
-- position swap (Fair Evaluators): a pairwise verdict counts only if A/B and B/A agree;
+- position swap (Fair Evaluators): a pairwise verdict counts only if A/B and B/A agree, and a pair
+  with no verdict parsed in both orders is unverified;
 - SCIR: at least a share of judge verdicts must prefer the chosen side;
 - verifier vs judge: drop pairs where the judge prefers the side the verifier marked wrong;
 - CREAM: rank-correlate this version's scores with the parent version's on the same prompts'
@@ -15,9 +16,10 @@ import polars as pl
 
 from prefmill.config import FiltersConfig
 
-STAGE_VERSION = 1
+STAGE_VERSION = 2
 
 SWAP_INCONSISTENT = "swap_inconsistent"
+SWAP_UNVERIFIED = "swap_unverified"  # no judge sample gave a parsable verdict in both orders
 SCIR_DISAGREEMENT = "scir_disagreement"
 JUDGE_CONTRADICTS_VERIFIER = "judge_contradicts_verifier"
 CREAM_INCONSISTENT = "cream_inconsistent"
@@ -80,6 +82,7 @@ def apply_filters(
         )
         if cfg.require_swap_consistent:
             frame = _drop(frame, pl.col("swap_consistent").not_(), SWAP_INCONSISTENT)
+            frame = _drop(frame, pl.col("swap_consistent").is_null(), SWAP_UNVERIFIED)
         if cfg.scir_min_agreement is not None:
             frame = _drop(frame, pl.col("judge_agreement") < cfg.scir_min_agreement, SCIR_DISAGREEMENT)
         if cfg.verifier_judge_agreement:

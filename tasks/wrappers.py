@@ -145,7 +145,7 @@ def judge_pointwise_task(samples: TableRef, *, cfg, engine: Engine, work: str) -
     usable = frame.filter(pl.col("error").is_null() & (pl.col("completion").str.strip_chars() != ""))
     judged = judge_stage.judge_pointwise(usable, engine=engine, cfg=cfg)
     get_run_logger().info("judge-pointwise: %d samples, %d unparsable outputs", judged.height, int(judged["judge_parse_failures"].sum()))
-    merged = frame.join(judged.drop("judge_raw", "judge_engine", strict=False), on="sample_id", how="left", maintain_order="left")
+    merged = frame.join(judged.drop("judge_engine", strict=False), on="sample_id", how="left", maintain_order="left")
     return write_table(merged, _out(work, "judge-pointwise", [samples, cfg, engine]), where="judge output")
 
 

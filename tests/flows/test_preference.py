@@ -153,8 +153,8 @@ def test_full_recipe_two_iterations_on_scripted_policy_and_judge(tmp_path, gsm8k
 
     p1, p2 = first["stats"]["pairs"], second["stats"]["pairs"]
     assert p1["pairs"] + sum(p1["dropped"].values()) == p1["candidates"]
-    assert p1["pairs"] > 0 and set(p1["dropped"]) <= {"no_margin", "swap_inconsistent", "scir_disagreement",
-                                                     "judge_contradicts_verifier"}
+    assert p1["pairs"] > 0 and set(p1["dropped"]) <= {"no_margin", "swap_inconsistent", "swap_unverified",
+                                                     "scir_disagreement", "judge_contradicts_verifier"}
     assert first["stats"]["samples"]["judge"]["judged"] == first["stats"]["samples"]["samples"]
     pairs = run_query(store, "select version, strategy, count(rejected_version) as anchored, "
                              "count(cream_consistency) as tau from pairs group by all order by version")

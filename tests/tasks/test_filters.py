@@ -47,7 +47,7 @@ class TestApplyFilters:
             (False, "scir_disagreement"),
             (False, "scir_disagreement"),  # first reason that applies wins
             (False, "swap_inconsistent"),
-            (True, None),  # no parsed verdict in both orders: no evidence against it
+            (False, "swap_unverified"),  # no verdict parsed in both orders: no evidence for it
         ]
 
     def test_verifier_contradiction_alone(self):
