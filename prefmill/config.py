@@ -120,7 +120,7 @@ class JudgeConfig(_Strict):
     """Guided decoding: the judge's output must end with its `Score:` / `Verdict:` line, so even a
     small judge is parsable (vLLM and vLLM servers; turn off for servers without structured outputs)."""
     max_parse_fail: float = Field(0.5, ge=0, le=1)
-    """Share of unparsable judge outputs tolerated before the run fails (a 135M model needs 1.0)."""
+    """Share of unusable judge outputs (unparsable or failed in the engine) tolerated before the run fails."""
 
 
 class FiltersConfig(_Strict):

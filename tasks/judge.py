@@ -231,7 +231,7 @@ def _check_failures(stage: str, outputs: list[tuple], cfg: JudgeConfig) -> None:
     raise EngineError(
         f"judge {stage}: {len(failed)} of {len(outputs)} judge outputs ({len(failed) / len(outputs):.0%}) "
         f"could not be used, more than judge.max_parse_fail={cfg.max_parse_fail}; first: {first}",
-        hint="raise judge.max_parse_fail (a 135M judge needs 1.0) or use a stronger judge model (judge.engine)",
+        hint="turn on judge.constrained (guided decoding), raise judge.max_parse_fail, or use a stronger judge (judge.engine)",
     )
 
 
