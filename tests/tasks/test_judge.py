@@ -358,7 +358,7 @@ class TestJudgePointwise:
             "judge pointwise: 2 of 3 judge outputs (67%) could not be used, more than judge.max_parse_fail=0.5; "
             "first: no_score in 'no idea'"
         )
-        assert "raise judge.max_parse_fail" in info.value.hint and "stronger judge model" in info.value.hint
+        assert "judge.constrained" in info.value.hint and "raise judge.max_parse_fail" in info.value.hint
 
     def test_share_equal_to_the_limit_passes(self):
         answers = {"s0": "Score: 7", "s1": "no idea"}
