@@ -39,10 +39,27 @@ class GenRequest:
     messages: tuple[Message, ...] | None = None
     prefix: str | None = None
     sampling: Sampling = field(default_factory=Sampling)
+    continue_final: bool = False
+    """The messages end with a partial assistant turn that the engine continues, with no end-of-turn
+    token after it (chat template rendered with `continue_final_message=True` and no generation
+    prompt): Math-Shepherd / OmegaPRM rollouts from a step prefix. The completions hold only the
+    continuation, not the partial turn. False: a fresh assistant turn after the messages."""
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prefix is None):
             raise ValueError(f"request {self.request_id!r}: give exactly one of `messages` or `prefix`")
+        if self.continue_final:
+            if self.messages is None:
+                raise ValueError(
+                    f"request {self.request_id!r}: continue_final needs `messages` ending with the partial "
+                    "assistant turn; a raw `prefix` is continued as it is, so leave continue_final False"
+                )
+            last = self.messages[-1]["role"] if self.messages else None
+            if last != "assistant":
+                raise ValueError(
+                    f"request {self.request_id!r}: continue_final needs the last message to be the partial "
+                    f"assistant turn; got last role {last!r}"
+                )
 
 
 @dataclass(frozen=True)

@@ -134,12 +134,17 @@ class OpenAIEngine:
 
     async def _call(self, client: openai.AsyncOpenAI, request: GenRequest) -> GenResult:
         s = request.sampling
+        # vLLM and SGLang servers take guided decoding here; other servers need regex off.
+        extra_body = {"structured_outputs": {"regex": s.regex}} if s.regex else {}
+        if request.continue_final:
+            # vLLM's chat API renders the last (assistant) message open-ended and returns only the
+            # continuation; servers without these options continue from a fresh turn or refuse them.
+            extra_body |= {"continue_final_message": True, "add_generation_prompt": False}
         # Unset options are left out, not sent as null: some hosted APIs refuse nulls.
         common = dict(
             model=self.model, n=s.n, temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,
             seed=openai.omit if s.seed is None else s.seed, stop=list(s.stop) or openai.omit,
-            # vLLM and SGLang servers take guided decoding here; other servers need regex off.
-            extra_body={"structured_outputs": {"regex": s.regex}} if s.regex else None,
+            extra_body=extra_body or None,
         )
         if request.prefix is not None:
             response = await client.completions.create(

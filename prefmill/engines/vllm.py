@@ -46,6 +46,21 @@ def _model_digest(model: str, revision: str | None) -> str:
     return f"{path.name}@{h.hexdigest()[:12]}"
 
 
+def render_chat(tokenizer, request: GenRequest) -> str:
+    """`request.messages` through the tokenizer's chat template, as text.
+
+    A fresh turn ends with the generation prompt (`<|im_start|>assistant\n` for ChatML). A
+    `continue_final` request ends with the partial assistant text itself, no end-of-turn token after
+    it (transformers' `continue_final_message`), so the model continues that turn. Templates that trim
+    message content also trim the partial turn's trailing whitespace.
+    """
+    if request.continue_final:
+        return tokenizer.apply_chat_template(
+            list(request.messages), tokenize=False, add_generation_prompt=False, continue_final_message=True
+        )
+    return tokenizer.apply_chat_template(list(request.messages), tokenize=False, add_generation_prompt=True)
+
+
 class VLLMEngine:
     """`vllm.LLM`, built on the first `generate` so a fully cached run never loads the model."""
 
@@ -105,9 +120,7 @@ class VLLMEngine:
         """The exact prompt string: the tokenizer's chat template, or the raw prefix."""
         if request.prefix is not None:
             return request.prefix
-        return self.llm.get_tokenizer().apply_chat_template(
-            list(request.messages), tokenize=False, add_generation_prompt=True
-        )
+        return render_chat(self.llm.get_tokenizer(), request)
 
     @staticmethod
     def sampling_params(request: GenRequest):
