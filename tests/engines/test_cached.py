@@ -1,0 +1,70 @@
+"""prefmill/engines/cached.py: rollouts are generated once, then served from disk."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from prefmill.engines.base import GenRequest, GenResult, Sampling
+from prefmill.engines.cached import CachingEngine, RolloutCache, sample_key
+from prefmill.engines.scripted import ScriptedEngine
+
+
+def _policy(request, index, rng):
+    return f"{request.messages[-1]['content']} sample {index} {rng.randint(0, 10**6)}"
+
+
+def _req(rid: str, *, n: int = 2, seed: int = 1, content: str | None = None) -> GenRequest:
+    """The key is what is asked, not the request id: the content defaults to the id."""
+    message = {"role": "user", "content": content or f"question {rid}"}
+    return GenRequest(rid, messages=(message,), sampling=Sampling(n=n, seed=seed))
+
+
+def test_second_call_is_served_from_cache_and_survives_a_restart(tmp_path):
+    inner = ScriptedEngine(_policy)
+    engine = CachingEngine(inner, RolloutCache(tmp_path))
+    first = engine.generate([_req("a"), _req("b")])
+
+    again = engine.generate([_req("b"), _req("a")])
+    restarted = CachingEngine(ScriptedEngine(_policy), RolloutCache(tmp_path))
+    after_restart = restarted.generate([_req("a")])
+
+    assert inner.calls == 1 and (engine.hits, engine.misses) == (4, 4)
+    assert [r.request_id for r in again] == ["b", "a"]
+    assert [c.text for c in again[1].completions] == [c.text for c in first[0].completions]
+    assert restarted.engine.calls == 0 and restarted.hits == 2
+    assert after_restart[0].completions == first[0].completions
+
+
+def test_misses_on_other_sampling_prefix_or_engine(tmp_path):
+    cache = RolloutCache(tmp_path)
+    base = _req("a")
+    keys = {
+        sample_key("e1", base, 0),
+        sample_key("e1", replace(base, sampling=replace(base.sampling, seed=2)), 0),
+        sample_key("e1", _req("a", content="other"), 0),
+        sample_key("e2", base, 0),
+        sample_key("e1", base, 1),
+    }
+    assert len(keys) == 5
+    # n is not part of the key: the first samples of n=4 are the samples of n=2.
+    assert sample_key("e1", base, 0) == sample_key("e1", _req("a", n=4), 0)
+    engine = CachingEngine(ScriptedEngine(_policy), cache)
+    engine.generate([_req("a", n=2)])
+    engine.generate([_req("a", n=4)])  # partial hit: regenerated whole
+    assert engine.engine.calls == 2 and len(cache) == 4
+
+
+def test_failed_requests_are_not_cached(tmp_path):
+    class Failing:
+        fingerprint = "failing"
+        calls = 0
+
+        def generate(self, requests):
+            self.calls += 1
+            return [GenResult(r.request_id, error="RuntimeError: boom") for r in requests]
+
+    inner = Failing()
+    engine = CachingEngine(inner, RolloutCache(tmp_path))
+    assert engine.generate([_req("a")])[0].error == "RuntimeError: boom"
+    assert engine.generate([_req("a")])[0].error == "RuntimeError: boom"
+    assert inner.calls == 2 and len(engine.cache) == 0
