@@ -67,7 +67,10 @@ def run(
             check_eval_files(cfg.decontamination.eval_files, field=cfg.decontamination.field)
     except PrefmillError as exc:
         _fail(exc)
-    from prefmill.flows.preference import preference
+    if cfg.flow == "process":
+        from prefmill.flows.process import process as run_flow
+    else:
+        from prefmill.flows.preference import preference as run_flow
 
     root = _store(store)
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err)
@@ -81,7 +84,7 @@ def run(
     progress.add_listener(listener)
     try:
         with bar:
-            result = preference(config=cfg.model_dump(mode="json"), store=str(root))
+            result = run_flow(config=cfg.model_dump(mode="json"), store=str(root))
     except PrefmillError as exc:
         _fail(exc)
     finally:
@@ -91,21 +94,38 @@ def run(
 
 
 def _print_summary(result: dict) -> None:
-    s, p = result["stats"]["samples"], result["stats"]["pairs"]
+    s = result["stats"]["samples"]
     title = f"{result['dataset']} {result['version']}" + ("" if result["created"] else " (unchanged: identical to latest)")
     table = Table(title=title, show_header=True)
     table.add_column("metric")
     table.add_column("value", justify="right")
+    rows = [("prompts", s["prompts"]), ("samples", s["samples"]), ("correct samples", s["correct"]),
+            ("accuracy", s["accuracy"]), ("engine failures", s["engine_failures"])]
+    if "steps" in result["stats"]:
+        st = result["stats"]["steps"]
+        rows += [
+            ("chains labelled", f"{st['published']} of {st['chains']}"),
+            ("steps (+/-)", f"{st['steps']} ({st['positive_steps']}/{st['negative_steps']})"),
+            ("chains with an error", st["chains_with_error"]),
+            ("rollout tokens", st["rollout_tokens"]),
+            ("rollout cache hits/misses", f"{st['rollout_cache']['hits']}/{st['rollout_cache']['misses']}"),
+        ]
+    for name, value in rows:
+        table.add_row(name, str(value))
+    if "pairs" in result["stats"]:
+        _pair_rows(table, result["stats"]["samples"], result["stats"]["pairs"])
+    console.print(table)
+
+
+def _pair_rows(table: Table, s: dict, p: dict) -> None:
     for name, value in [
-        ("prompts", s["prompts"]), ("samples", s["samples"]), ("correct samples", s["correct"]),
-        ("accuracy", s["accuracy"]), ("pass@n", s["pass_at_n"]), ("mean tokens", s["mean_tokens"]),
-        ("engine failures", s["engine_failures"]), ("pairs", f"{p['pairs']} ({', '.join(p['strategy']) or '-'})"),
+        ("pass@n", s["pass_at_n"]), ("mean tokens", s["mean_tokens"]),
+        ("pairs", f"{p['pairs']} ({', '.join(p['strategy']) or '-'})"),
         ("chosen from", ", ".join(f"{k}={v}" for k, v in p["chosen_source"].items()) or "-"),
         ("dropped candidates", ", ".join(f"{k}={v}" for k, v in p["dropped"].items()) or "-"),
         ("mean margin", p["separability"].get("mean_margin", "-")),
     ]:
         table.add_row(name, str(value))
-    console.print(table)
 
 
 @app.command()

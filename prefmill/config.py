@@ -166,9 +166,38 @@ class PairsConfig(_Strict):
     """Which incorrect sample to reject: highest mean logprob (a hard negative) or lowest."""
 
 
+class ProcessConfig(_Strict):
+    """Step-level supervision: which chains to label and how (flows/process.py)."""
+
+    chains: Literal["samples", "reference"] = "samples"
+    """Label the policy's own samples (Math-Shepherd) or the reference solutions."""
+    split: Literal["newline", "step_marker", "sentence"] = "newline"
+    """How a solution becomes steps: one a line, at `Step k:` markers, or one a sentence."""
+    method: Literal["mc", "omegaprm"] = "mc"
+    """`mc`: k rollouts from every step prefix (Math-Shepherd); `omegaprm`: binary search for the
+    first error over MC estimates in a tree per question (OmegaPRM)."""
+    rollouts: int = Field(8, ge=1, le=64)
+    """Rollouts per step prefix (Math-Shepherd uses 8)."""
+    max_tokens: int = Field(256, ge=8)
+    """New tokens per rollout."""
+    temperature: float = Field(0.7, ge=0, le=2)
+    seed: int = 2024
+    max_steps: int = Field(16, ge=1)
+    """Chains with more steps are not labelled (counted as `too_many_steps`)."""
+    budget: int = Field(64, ge=1)
+    """OmegaPRM: rollouts per question."""
+    consensus: bool = False
+    """Keep a chain's labels only where an LLM judge (the `judge` section) names the same first
+    wrong step as the rollouts, or both say none (The Lessons of Developing PRMs)."""
+    balance: bool = False
+    """Keep as many chains with an error as without one."""
+
+
 class RunConfig(_Strict):
     dataset: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     """Dataset name in the store; versions go to `<store>/<dataset>/vNNNN/`."""
+    flow: Literal["preference", "process"] = "preference"
+    """`preference`: pairs for DPO (flows/preference.py); `process`: step labels for PRMs (flows/process.py)."""
     source: SourceConfig
     engine: EngineConfig = EngineConfig()
     decontamination: DecontaminationConfig = DecontaminationConfig(enabled=False)
@@ -178,6 +207,7 @@ class RunConfig(_Strict):
     judge: JudgeConfig = JudgeConfig()
     filters: FiltersConfig = FiltersConfig()
     pairs: PairsConfig = PairsConfig()
+    process: ProcessConfig = ProcessConfig()
 
 
 def config_hash(model: BaseModel) -> str:

@@ -111,5 +111,22 @@ VOTES = pa.schema(
     ]
 )
 
+# TRL's stepwise-supervision format (prompt, completions, labels) plus soft values and provenance.
+STEPS = pa.schema(
+    [
+        pa.field("prompt", pa.string(), nullable=False),  # the question, as TRL's stepwise format has it
+        pa.field("completions", pa.list_(pa.string()), nullable=False),  # the steps
+        pa.field("labels", pa.list_(pa.bool_()), nullable=False),  # hard: the step can still reach the answer
+        pa.field("values", pa.list_(pa.float64())),  # soft: share of rollouts reaching the answer
+        pa.field("rollout_counts", pa.list_(pa.int32())),
+        pa.field("first_error_step", pa.int32()),  # 0-based; null: no wrong step found
+        pa.field("method", pa.string(), nullable=False),  # mc | omegaprm
+        pa.field("chain_id", pa.string(), nullable=False),
+        pa.field("prompt_id", pa.string(), nullable=False),
+        pa.field("judge_first_error", pa.int32()),  # consensus judge's answer, when asked
+        pa.field("engine", pa.string(), nullable=False),
+    ]
+)
+
 # Configs of a dataset version: name -> schema of `data/<config>/<split>-*.parquet`.
-VERSION_CONFIGS = {"samples": SCORED, "pairs": PAIRS, "votes": VOTES}
+VERSION_CONFIGS = {"samples": SCORED, "pairs": PAIRS, "votes": VOTES, "steps": STEPS}

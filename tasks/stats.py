@@ -81,3 +81,21 @@ def vote_stats(votes: pl.DataFrame) -> dict[str, Any]:
 
 def decontamination_stats(checked: pl.DataFrame) -> dict[str, Any]:
     return {"prompts": checked.height, "dropped": int((~checked["keep"]).sum())}
+
+
+def step_stats(chains: pl.DataFrame, labelled: pl.DataFrame, published: pl.DataFrame) -> dict[str, Any]:
+    """Label balance and first-error positions of the step labels."""
+    labels = published["labels"].explode().drop_nulls() if published.height else pl.Series([], dtype=pl.Boolean)
+    return {
+        "chains": chains.height,
+        "dropped": _counts(chains["drop_reason"]),
+        "labelled": labelled.height,
+        "published": published.height,
+        "unlabelled": labelled.height - published.height,
+        "steps": int(labels.len()),
+        "positive_steps": int(labels.sum()),
+        "negative_steps": int(labels.len() - labels.sum()),
+        "chains_with_error": int(published["first_error_step"].is_not_null().sum()) if published.height else 0,
+        "first_error_step": _counts(published["first_error_step"].cast(pl.String)) if published.height else {},
+        "rollout_tokens": int(labelled["rollout_tokens"].sum() or 0) if labelled.height else 0,
+    }

@@ -29,10 +29,20 @@ def engine_for(cfg: EngineConfig, *, references: Mapping[str, str] | None = None
     if (engine := _ENGINES.get(_key(cfg))) is not None:
         return engine
     if cfg.kind == "scripted":
-        from prefmill.engines.scripted import ScriptedEngine, gsm8k_judge_policy, gsm8k_policy, routed
+        from prefmill.engines.scripted import (
+            ScriptedEngine,
+            gsm8k_chain_policy,
+            gsm8k_judge_policy,
+            gsm8k_policy,
+            routed,
+        )
 
         refs = references or {}
-        policy = routed(gsm8k_policy(refs, p_error=cfg.p_error), gsm8k_judge_policy(refs, p_noise=cfg.p_error / 2))
+        policy = routed(
+            gsm8k_policy(refs, p_error=cfg.p_error),
+            gsm8k_judge_policy(refs, p_noise=cfg.p_error / 2),
+            continuation=gsm8k_chain_policy(refs, p_error=cfg.p_error),
+        )
         return ScriptedEngine(policy, name=f"gsm8k-p{cfg.p_error}")
     if cfg.kind == "openai":
         import os

@@ -1,0 +1,70 @@
+"""Thin Prefect tasks of the process-supervision flow (flows/process.py); caching as in wrappers.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from prefect import task
+from prefect.logging import get_run_logger
+
+from prefmill.config import RunConfig
+from prefmill.engines.base import Engine
+from prefmill.refs import TableRef, write_table
+from prefmill.schemas.tables import SCORED, STEPS
+from prefmill.schemas.validate import conform
+from prefmill.store import publish_version
+from prefmill.tasks import chains as chains_stage
+from prefmill.tasks import mc_label as mc_stage
+from prefmill.tasks.stats import sample_stats, step_stats
+from prefmill.tasks.wrappers import _out, stage_cache
+
+
+@task(name="chains", cache_policy=stage_cache("chains", chains_stage.STAGE_VERSION), persist_result=True)
+def chains_task(samples: TableRef, prompts: TableRef, *, cfg, generate_cfg, work: str) -> TableRef:
+    chains = chains_stage.build_chains(samples.read(), prompts.read(), cfg=cfg, generate_cfg=generate_cfg)
+    get_run_logger().info("chains: %d of %d chains to label", int(chains["keep"].sum()), chains.height)
+    return write_table(chains, _out(work, "chains", [samples, prompts, cfg, generate_cfg]), where="chains")
+
+
+@task(name="mc-label", cache_policy=stage_cache("mc-label", mc_stage.STAGE_VERSION), persist_result=True)
+def mc_label_task(chains: TableRef, prompts: TableRef, *, cfg, verify_cfg, engine: Engine, work: str) -> TableRef:
+    """Math-Shepherd: every step prefix of every kept chain, k rollouts, one engine call."""
+    kept = chains.read().filter(pl.col("keep"))
+    labelled = mc_stage.mc_label(
+        kept, prompts.read().select("prompt_id", "reference"), engine=engine, rollouts=cfg.rollouts,
+        max_tokens=cfg.max_tokens, temperature=cfg.temperature, seed=cfg.seed, verify_cfg=verify_cfg,
+    )
+    get_run_logger().info(
+        "mc-label: %d chains, %d rollout tokens", labelled.height, int(labelled["rollout_tokens"].sum() or 0)
+    )
+    return write_table(labelled, _out(work, "mc-label", [chains, prompts, cfg, verify_cfg, engine]), where="mc labels")
+
+
+@task(name="publish-steps")
+def publish_steps_task(
+    samples: TableRef, prompts: TableRef, chains: TableRef, labelled: TableRef,
+    *, store: str, dataset: str, config: RunConfig, engine: str, cache: dict[str, int],
+) -> dict[str, Any]:
+    """Write `steps` (TRL stepwise supervision) and `samples`; chains without a label on every step stay out."""
+    questions = prompts.read().select("prompt_id", pl.col("question").alias("question"))
+    rows = labelled.read().join(questions, on="prompt_id", how="left", maintain_order="left")
+    complete = rows.filter(pl.col("labels").list.eval(pl.element().is_not_null()).list.all())
+    steps = complete.with_columns(prompt=pl.col("question"))
+    if "judge_first_error" not in steps.columns:
+        steps = steps.with_columns(judge_first_error=pl.lit(None, pl.Int32))
+    scored = samples.read()
+    tables = {
+        "samples": conform(scored, SCORED, where="samples", fill_nullable=True),
+        "steps": conform(steps, STEPS, where="steps"),
+    }
+    stats = {
+        "samples": sample_stats(scored),
+        "steps": step_stats(chains.read(), rows, steps) | {"rollout_cache": cache},
+    }
+    version = publish_version(
+        Path(store), dataset, tables, config=config.model_dump(mode="json"), info={"engine": engine, "stats": stats}
+    )
+    get_run_logger().info("publish: %s %s (%s)", dataset, version.name, "new" if version.created else "unchanged")
+    return {"dataset": dataset, "version": version.name, "path": str(version.path), "created": version.created, "stats": stats}

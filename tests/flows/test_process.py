@@ -1,0 +1,58 @@
+"""The process-supervision flow on the scripted chain policy: real Prefect, Parquet, DuckDB, datasets."""
+
+from __future__ import annotations
+
+import datasets
+import pytest
+
+from prefmill.config import validate_config
+from prefmill.flows.process import process
+from prefmill.query import run_query
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+def _recipe(train, **process) -> dict:
+    return validate_config(
+        {
+            "dataset": "steps-a",
+            "flow": "process",
+            "source": {"path": str(train), "limit": 12},
+            "engine": {"kind": "scripted", "p_error": 0.5},
+            "generate": {"n": 2},
+            "process": {"method": "mc", "rollouts": 8} | process,
+        }
+    ).model_dump(mode="json")
+
+
+def test_mc_labels_publish_trl_stepwise_data_and_reuse_rollouts(tmp_path, gsm8k_test):
+    train = gsm8k_test.parent / "train.jsonl"
+    store = tmp_path / "store"
+
+    first = process(config=_recipe(train), store=str(store))
+
+    steps = first["stats"]["steps"]
+    assert first["version"] == "v0001" and steps["published"] == steps["chains"] == 24
+    assert steps["rollout_cache"]["hits"] == 0 and steps["rollout_cache"]["misses"] > 0
+    files = store / "steps-a" / "v0001" / "data" / "steps"
+    ds = datasets.load_dataset("parquet", data_files=str(files / "*.parquet"), split="train")
+    # TRL's stepwise-supervision format: a prompt, its steps, one bool label a step.
+    assert {"prompt", "completions", "labels"} <= set(ds.column_names)
+    assert str(ds.features["labels"].feature.dtype) == "bool"
+    for row in ds:
+        assert isinstance(row["prompt"], str) and len(row["completions"]) == len(row["labels"]) > 0
+        first_error = row["first_error_step"]
+        if first_error is None:
+            assert all(row["labels"])
+        else:  # steps before the first error can still reach the answer; that step cannot
+            assert all(row["labels"][:first_error]) and not row["labels"][first_error]
+    by_method = run_query(store, "select method, count(*) from steps group by all").rows()
+    assert by_method == [("mc", 24)]
+
+    # Another labelling config re-labels, but every rollout it needs is already on disk.
+    second = process(config=_recipe(train, max_steps=12), store=str(store))
+
+    cache = second["stats"]["steps"]["rollout_cache"]
+    # (the first run's misses also counted its 24 fresh samples, which Prefect's cache serves now)
+    assert cache["misses"] == 0 and cache["hits"] == steps["rollout_cache"]["misses"] - 24
+    assert second["version"] == "v0002"  # the recipe changed, so the version does too
