@@ -1,0 +1,74 @@
+"""The process-supervision demo on the real model, and one training step of a PRM on its output."""
+
+from __future__ import annotations
+
+import math
+
+import datasets
+import pytest
+from typer.testing import CliRunner
+
+from prefmill.cli import app
+from prefmill.models import default_model_dir
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
+PRM_DEMO = ROOT / "configs" / "prm-demo.yaml"
+
+
+def _train_one_prm_step(ds: datasets.Dataset) -> tuple[float, bool]:
+    """TRL's stepwise format into a token-classification PRM (label at each step's last token)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForTokenClassification
+
+    tokenizer = AutoTokenizer.from_pretrained(default_model_dir())
+    torch.manual_seed(0)
+    model = LlamaForTokenClassification(
+        LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                    num_attention_heads=2, num_key_value_heads=2, num_labels=2)
+    )
+    ids, labels = [], []
+    for row in ds:
+        tokens = tokenizer(row["prompt"] + "\n", add_special_tokens=False)["input_ids"]
+        target = [-100] * len(tokens)
+        for step, label in zip(row["completions"], row["labels"], strict=True):
+            step_ids = tokenizer(step + "\n", add_special_tokens=False)["input_ids"]
+            tokens += step_ids
+            target += [-100] * (len(step_ids) - 1) + [int(label)]
+        ids.append(tokens)
+        labels.append(target)
+    width = max(map(len, ids))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    batch = {
+        "input_ids": torch.tensor([t + [pad] * (width - len(t)) for t in ids]),
+        "attention_mask": torch.tensor([[1] * len(t) + [0] * (width - len(t)) for t in ids]),
+        "labels": torch.tensor([t + [-100] * (width - len(t)) for t in labels]),
+    }
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    loss = model(**batch).loss
+    loss.backward()
+    optimizer.step()
+    changed = any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    return float(loss), changed
+
+
+def test_prm_demo_labels_steps_on_the_real_model_and_trains_a_prm(tmp_path, real_engine):
+    store = tmp_path / "store"
+
+    result = CliRunner().invoke(app, ["run", str(PRM_DEMO), "--store", str(store)])
+
+    assert result.exit_code == 0, result.output
+    version = store / "gsm8k-prm-demo" / "v0001"
+    assert result.output.strip().splitlines()[-1] == str(version)
+    ds = datasets.load_dataset("parquet", data_files=str(version / "data" / "steps" / "*.parquet"), split="train")
+    assert ds.num_rows == 4 and str(ds.features["labels"].feature.dtype) == "bool"
+    for row in ds:
+        assert len(row["completions"]) == len(row["labels"]) == len(row["values"]) == len(row["rollout_counts"])
+        assert all(count == 4 for count in row["rollout_counts"])
+        assert [v > 0 for v in row["values"]] == row["labels"]
+        assert row["method"] == "mc" and row["engine"] == real_engine.fingerprint
+
+    loss, changed = _train_one_prm_step(ds)
+
+    assert math.isfinite(loss) and changed
