@@ -1,6 +1,7 @@
-"""Process-supervision recipe: sample solutions, split them into steps, label every step by
-Monte-Carlo rollouts from its prefix (Math-Shepherd) through a persisted rollout cache, and publish
-TRL stepwise-supervision data (`steps`)."""
+"""Process-supervision recipe: sample solutions, split them into steps, label the steps by
+Monte-Carlo rollouts from their prefixes (Math-Shepherd) or by OmegaPRM's binary search for the first
+error, through a persisted rollout cache; keep labels an LLM judge agrees with (The Lessons of
+Developing PRMs); publish TRL stepwise supervision (`steps`) and step-level pairs (`step_pairs`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,13 @@ from prefmill.config import RunConfig, validate_config
 from prefmill.engines import engine_for
 from prefmill.engines.cached import CachingEngine, RolloutCache
 from prefmill.flows.preference import _cached, _file_ref
-from prefmill.tasks.process_wrappers import chains_task, mc_label_task, publish_steps_task
+from prefmill.tasks.process_wrappers import (
+    chains_task,
+    consensus_task,
+    mc_label_task,
+    omega_task,
+    publish_steps_task,
+)
 from prefmill.tasks.wrappers import (
     concat_task,
     decontaminate_task,
@@ -32,9 +39,10 @@ def process(config: dict[str, Any], store: str = "store") -> dict[str, Any]:
     root = Path(store)
     work = str((root / ".cache" / cfg.dataset).resolve())
     storage = result_storage(root)
-    decontaminate, generate, concat, verify, chains_of, mc_label = (
+    decontaminate, generate, concat, verify, chains_of, mc_label, omegaprm, consensus = (
         _cached(t.with_options(result_storage=storage))
-        for t in (decontaminate_task, generate_task, concat_task, verify_task, chains_task, mc_label_task)
+        for t in (decontaminate_task, generate_task, concat_task, verify_task, chains_task, mc_label_task,
+                  omega_task, consensus_task)
     )
 
     prompts = load_prompts_task(cfg.source, work=work)
@@ -53,7 +61,11 @@ def process(config: dict[str, Any], store: str = "store") -> dict[str, Any]:
     samples = verify(concat(chunks, work=work), prompts, cfg=cfg.verify, work=work)
 
     chains = chains_of(samples, prompts, cfg=cfg.process, generate_cfg=cfg.generate, work=work)
-    labelled = mc_label(chains, prompts, cfg=cfg.process, verify_cfg=cfg.verify, engine=engine, work=work)
+    label = omegaprm if cfg.process.method == "omegaprm" else mc_label
+    labelled = label(chains, prompts, cfg=cfg.process, verify_cfg=cfg.verify, engine=engine, work=work)
+    if cfg.process.consensus:
+        judge = engine_for(cfg.judge.engine) if cfg.judge.engine else engine
+        labelled = consensus(labelled, cfg=cfg.judge, engine=judge, work=work)
 
     cache = {"hits": engine.hits, "misses": engine.misses, "entries": len(engine.cache)}
     version = publish_steps_task(

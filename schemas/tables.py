@@ -128,5 +128,25 @@ STEPS = pa.schema(
     ]
 )
 
+# Step-level preference pairs (Step-DPO): same prefix, a next step that can still reach the answer
+# against one that cannot; TRL conversational format with the shared prefix in chosen and rejected.
+STEP_PAIRS = pa.schema(
+    [
+        pa.field("pair_id", pa.string(), nullable=False),
+        pa.field("prompt_id", pa.string(), nullable=False),
+        pa.field("prompt", MESSAGES, nullable=False),
+        pa.field("chosen", MESSAGES, nullable=False),
+        pa.field("rejected", MESSAGES, nullable=False),
+        pa.field("prefix_steps", pa.int32(), nullable=False),
+        pa.field("chosen_chain_id", pa.string(), nullable=False),
+        pa.field("rejected_chain_id", pa.string(), nullable=False),
+        pa.field("chosen_value", pa.float64()),
+        pa.field("rejected_value", pa.float64()),
+        pa.field("margin", pa.float64()),
+        pa.field("kind", pa.string(), nullable=False),  # first_error | contrast
+        pa.field("method", pa.string(), nullable=False),
+    ]
+)
+
 # Configs of a dataset version: name -> schema of `data/<config>/<split>-*.parquet`.
-VERSION_CONFIGS = {"samples": SCORED, "pairs": PAIRS, "votes": VOTES, "steps": STEPS}
+VERSION_CONFIGS = {"samples": SCORED, "pairs": PAIRS, "votes": VOTES, "steps": STEPS, "step_pairs": STEP_PAIRS}

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prefmill.errors import SchemaError
-from prefmill.schemas.tables import MESSAGES, PAIRS, PROMPTS, SAMPLES, SCORED, STEPS, VERIFIED, VERSION_CONFIGS, VOTES
+from prefmill.schemas.tables import MESSAGES, PAIRS, PROMPTS, SAMPLES, SCORED, STEP_PAIRS, STEPS, VERIFIED, VERSION_CONFIGS, VOTES
 from prefmill.schemas.validate import conform
 
 SMALL = pa.schema(
@@ -46,7 +46,9 @@ class TestTables:
         assert VERIFIED.names == SAMPLES.names + ["reference_answer", "extracted", "correct", "verify_error"]
 
     def test_version_configs(self):
-        assert VERSION_CONFIGS == {"samples": SCORED, "pairs": PAIRS, "votes": VOTES, "steps": STEPS}
+        assert VERSION_CONFIGS == {
+            "samples": SCORED, "pairs": PAIRS, "votes": VOTES, "steps": STEPS, "step_pairs": STEP_PAIRS
+        }
         assert SCORED.names[: len(VERIFIED)] == VERIFIED.names
 
     def test_required_columns(self):

@@ -120,6 +120,13 @@ def gsm8k_judge_policy(references: Mapping[str, str], *, p_noise: float = 0.0) -
         text = last_user_text(request)
         found = max((q for q in references if q in text), key=len, default=None)
         truth = _final_answer(references[found]) if found is not None else None
+        if "First error:" in text:  # name the first step that differs from the reference chain
+            reference = [line.strip() for line in references[found].split("\n")] if found else []
+            shown = re.findall(r"^Step (\d+): (.*)$", text, flags=re.MULTILINE)
+            wrong = next((int(k) for k, step in shown if step.strip() not in reference), None)
+            if rng.random() < p_noise and shown:
+                wrong = rng.choice([None, *range(1, len(shown) + 1)])
+            return f"I compared every step with the problem.\nFirst error: {wrong if wrong else 'none'}"
         blocks = {name: body for name, body in _BLOCK.findall(text)}
         right = {name: truth is not None and _final_answer(body) == truth for name, body in blocks.items()}
         noisy = rng.random() < p_noise

@@ -56,3 +56,24 @@ def test_mc_labels_publish_trl_stepwise_data_and_reuse_rollouts(tmp_path, gsm8k_
     # (the first run's misses also counted its 24 fresh samples, which Prefect's cache serves now)
     assert cache["misses"] == 0 and cache["hits"] == steps["rollout_cache"]["misses"] - 24
     assert second["version"] == "v0002"  # the recipe changed, so the version does too
+
+
+def test_omegaprm_with_consensus_judge_and_step_pairs(tmp_path, gsm8k_test):
+    train = gsm8k_test.parent / "train.jsonl"
+    store = tmp_path / "store"
+    recipe = _recipe(train, method="omegaprm", consensus=True) | {"dataset": "steps-b"}
+
+    result = process(config=validate_config(recipe).model_dump(mode="json"), store=str(store))
+
+    stats = result["stats"]
+    agreed = stats["consensus"]
+    assert agreed["chains"] == 24 and 0 < agreed["kept"] <= 24
+    assert agreed["kept"] + sum(v for k, v in agreed.items() if k.startswith("dropped_")) == agreed["chains"]
+    assert stats["steps"]["published"] <= agreed["kept"]
+    rows = run_query(store, "select method, count(*) as n from steps group by all")
+    assert rows.rows() == [("omegaprm", stats["steps"]["published"])]
+    pairs = run_query(store, "select prompt, chosen, rejected, chosen_value, rejected_value, kind from step_pairs")
+    assert pairs.height == stats["step_pairs"]["pairs"] > 0
+    for row in pairs.iter_rows(named=True):
+        assert row["chosen_value"] > row["rejected_value"] and row["kind"] in ("first_error", "contrast")
+        assert row["chosen"][0]["role"] == row["rejected"][0]["role"] == "assistant"
