@@ -77,3 +77,44 @@ def test_omegaprm_with_consensus_judge_and_step_pairs(tmp_path, gsm8k_test):
     for row in pairs.iter_rows(named=True):
         assert row["chosen_value"] > row["rejected_value"] and row["kind"] in ("first_error", "contrast")
         assert row["chosen"][0]["role"] == row["rejected"][0]["role"] == "assistant"
+
+
+def test_kill_9_during_omegaprm_resumes_without_searching_finished_questions(tmp_path, gsm8k_test):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    train = gsm8k_test.parent / "train.jsonl"
+    store = tmp_path / "store"
+    recipe = _recipe(train, method="omegaprm") | {"dataset": "steps-kill"}
+    env = os.environ | {"PREFECT_HOME": str(tmp_path / "prefect-home")}
+    env["PREFECT_MEMO_STORE_PATH"] = str(tmp_path / "prefect-home" / "memo_store.toml")
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:  # a file, not a pipe: the worker's orphaned Prefect server keeps pipes open
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "tests.flows.kill_worker", json.dumps(recipe), str(store)],
+            cwd=ROOT, env=env, start_new_session=True, stdout=out, stderr=subprocess.STDOUT,
+        )
+        try:
+            worker.wait(timeout=240)
+        finally:
+            try:
+                os.killpg(worker.pid, signal.SIGKILL)  # the worker's own Prefect server, orphaned by the kill
+            except ProcessLookupError:
+                pass
+    assert worker.returncode == -signal.SIGKILL, log.read_text()[-2000:]
+    (folder,) = store.glob(".cache/*/omegaprm-questions/*")
+    finished = {f.name: f.stat().st_mtime_ns for f in folder.glob("*.json")}
+    assert 0 < len(finished) < 12
+    assert not list(store.glob("steps-kill/v*"))  # nothing half-published
+
+    result = process(config=recipe, store=str(store))
+
+    after = {f.name: f.stat().st_mtime_ns for f in folder.glob("*.json")}
+    assert len(after) == 12 and result["version"] == "v0001"
+    assert all(after[name] == mtime for name, mtime in finished.items())  # never searched again
+    assert result["stats"]["steps"]["published"] == 24
