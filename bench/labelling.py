@@ -22,7 +22,8 @@ TRAIN = ROOT.parent / "shared" / "data" / "gsm8k" / "train.jsonl"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chains", type=int, default=100)
-    parser.add_argument("--per-question", type=int, default=1, help="chains sampled per question")
+    parser.add_argument("--per-question", type=int, default=4,
+                        help="chains sampled per question (OmegaPRM searches a tree per question, as the paper does)")
     parser.add_argument("--p-error", type=float, default=0.7)
     parser.add_argument("--q", type=float, default=0.7)
     parser.add_argument("--rollouts", type=int, default=8, help="MC rollouts per step = OmegaPRM's k")

@@ -169,8 +169,8 @@ class PairsConfig(_Strict):
 class ProcessConfig(_Strict):
     """Step-level supervision: which chains to label and how (flows/process.py)."""
 
-    chains: Literal["samples", "reference"] = "samples"
-    """Label the policy's own samples (Math-Shepherd) or the reference solutions."""
+    chains: Literal["samples", "reference", "both"] = "samples"
+    """Label the policy's own samples (Math-Shepherd), the reference solutions, or both."""
     split: Literal["newline", "step_marker", "sentence"] = "newline"
     """How a solution becomes steps: one a line, at `Step k:` markers, or one a sentence."""
     method: Literal["mc", "omegaprm"] = "mc"

@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 
 import datasets
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
 from prefmill.cli import app
 from prefmill.models import default_model_dir
+from prefmill.schemas.tables import STEP_PAIRS
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
@@ -62,12 +64,21 @@ def test_prm_demo_labels_steps_on_the_real_model_and_trains_a_prm(tmp_path, real
     version = store / "gsm8k-prm-demo" / "v0001"
     assert result.output.strip().splitlines()[-1] == str(version)
     ds = datasets.load_dataset("parquet", data_files=str(version / "data" / "steps" / "*.parquet"), split="train")
-    assert ds.num_rows == 4 and str(ds.features["labels"].feature.dtype) == "bool"
+    # 4 reference chains + 4 x 2 sampled chains (those whose every step got a label).
+    assert 4 <= ds.num_rows <= 12 and str(ds.features["labels"].feature.dtype) == "bool"
+    assert sum(row["chain_id"].endswith("-reference") for row in ds) == 4
     for row in ds:
         assert len(row["completions"]) == len(row["labels"]) == len(row["values"]) == len(row["rollout_counts"])
         assert all(count == 4 for count in row["rollout_counts"])
         assert [v > 0 for v in row["values"]] == row["labels"]
         assert row["method"] == "mc" and row["engine"] == real_engine.fingerprint
+
+    # A 135M policy rarely finishes even a reference prefix, so there may be no contrast to pair.
+    pairs = pq.read_table(version / "data" / "step_pairs" / "train-00000-of-00001.parquet")
+    assert pairs.schema.remove_metadata() == STEP_PAIRS
+    for pair in pairs.to_pylist():  # same prefix; the chosen step can still reach the answer, the rejected cannot
+        assert pair["chosen_value"] > 0 == pair["rejected_value"]
+        assert pair["prompt"][0]["role"] == "user" and pair["chosen"][0]["role"] == "assistant"
 
     loss, changed = _train_one_prm_step(ds)
 
