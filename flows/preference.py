@@ -11,23 +11,18 @@ from typing import Any
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from prefmill import progress
 from prefmill.config import RunConfig, validate_config
 from prefmill.engines import engine_for
+from prefmill.engines.cached import CachingEngine
+from prefmill.flows.sampling import Stage, sample_and_verify
 from prefmill.refs import TableRef
-from prefmill.store import file_sha256, read_manifest, version_names
+from prefmill.store import read_manifest, version_names
 from prefmill.tasks.wrappers import (
-    concat_task,
-    decontaminate_task,
     filters_task,
-    generate_task,
     judge_pairwise_task,
     judge_pointwise_task,
-    load_prompts_task,
     pairs_task,
     publish_task,
-    result_storage,
-    verify_task,
     vote_task,
 )
 
@@ -35,31 +30,15 @@ from prefmill.tasks.wrappers import (
 @flow(name="preference", description=__doc__)
 def preference(config: dict[str, Any], store: str = "store") -> dict[str, Any]:
     cfg: RunConfig = validate_config(config, origin="flow parameter `config`")
-    root = Path(store)
-    work = str((root / ".cache" / cfg.dataset).resolve())
-    storage = result_storage(root)
-    decontaminate, generate, concat, verify, vote, judge_pointwise, pairs, judge_pairwise, filters = (
-        _cached(t.with_options(result_storage=storage))
-        for t in (decontaminate_task, generate_task, concat_task, verify_task, vote_task,
-                  judge_pointwise_task, pairs_task, judge_pairwise_task, filters_task)
+    stage = Stage.of(store, cfg)
+    root, work = stage.root, stage.work
+    vote, judge_pointwise, pairs, judge_pairwise, filters = (
+        stage.task(t) for t in (vote_task, judge_pointwise_task, pairs_task, judge_pairwise_task, filters_task)
     )
 
-    prompts = load_prompts_task(cfg.source, work=work)
-    decontamination = None
-    if cfg.decontamination.enabled:
-        evals = [_file_ref(path) for path in cfg.decontamination.eval_files]
-        prompts, decontamination = decontaminate(prompts, evals, cfg=cfg.decontamination, work=work)
-
-    frame = prompts.read()
-    engine = engine_for(cfg.engine, references=dict(zip(frame["question"], frame["reference"])))
-    judge_engine = engine_for(cfg.judge.engine) if cfg.judge.engine else engine
-
-    size = cfg.generate.chunk_size
-    chunks = []
-    for start in range(0, prompts.rows, size):
-        chunks.append(generate(prompts, start=start, size=size, cfg=cfg.generate, engine=engine, work=work))
-        progress.report("generate", min(start + size, prompts.rows), prompts.rows)
-    samples = verify(concat(chunks, work=work), prompts, cfg=cfg.verify, work=work)
+    sampled = sample_and_verify(cfg, stage)
+    prompts, samples, engine = sampled.prompts, sampled.samples, sampled.engine
+    judge_engine = CachingEngine(engine_for(cfg.judge.engine), engine.cache) if cfg.judge.engine else engine
 
     votes = None
     if cfg.vote.enabled:
@@ -73,15 +52,10 @@ def preference(config: dict[str, Any], store: str = "store") -> dict[str, Any]:
     kept = filters(candidates, verdicts, samples, parent, cfg=cfg.filters, pairs_cfg=cfg.pairs, work=work)
 
     version = publish_task(
-        samples, kept, votes, decontamination, store=str(root), dataset=cfg.dataset, config=cfg, engine=engine.fingerprint
+        samples, kept, votes, sampled.decontamination, store=str(root), dataset=cfg.dataset, config=cfg, engine=engine.fingerprint
     )
     _publish_artifacts(cfg, prompts.rows, version)
     return version
-
-
-def _file_ref(path: str) -> TableRef:
-    file = Path(path)
-    return TableRef(str(file), -1, file_sha256(file))
 
 
 def _parent_samples(root: Path, cfg: RunConfig) -> tuple[TableRef | None, str | None]:
@@ -95,19 +69,6 @@ def _parent_samples(root: Path, cfg: RunConfig) -> tuple[TableRef | None, str | 
     rel = "data/samples/train-00000-of-00001.parquet"
     info = manifest["files"][rel]
     return TableRef(str(root / cfg.dataset / names[-1] / rel), info["rows"], info["sha256"]), names[-1]
-
-
-def _cached(task):
-    """Call `task`; if its cached result points at a Parquet file that was deleted, recompute it."""
-
-    def call(*args, **kwargs):
-        result = task(*args, **kwargs)
-        refs = result if isinstance(result, tuple) else (result,)
-        if all(Path(ref.path).is_file() for ref in refs):
-            return result
-        return task.with_options(refresh_cache=True)(*args, **kwargs)
-
-    return call
 
 
 def _publish_artifacts(cfg: RunConfig, n_prompts: int, version: dict[str, Any]) -> None:

@@ -5,17 +5,14 @@ Developing PRMs); publish TRL stepwise supervision (`steps`) and step-level pair
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
-from prefmill import progress
 from prefmill.config import RunConfig, validate_config
 from prefmill.engines import engine_for
-from prefmill.engines.cached import CachingEngine, RolloutCache
-from prefmill.flows.preference import _cached, _file_ref
+from prefmill.flows.sampling import Stage, sample_and_verify
 from prefmill.tasks.process_wrappers import (
     chains_task,
     consensus_task,
@@ -23,42 +20,19 @@ from prefmill.tasks.process_wrappers import (
     omega_task,
     publish_steps_task,
 )
-from prefmill.tasks.wrappers import (
-    concat_task,
-    decontaminate_task,
-    generate_task,
-    load_prompts_task,
-    result_storage,
-    verify_task,
-)
 
 
 @flow(name="process", description=__doc__)
 def process(config: dict[str, Any], store: str = "store") -> dict[str, Any]:
     cfg: RunConfig = validate_config(config, origin="flow parameter `config`")
-    root = Path(store)
-    work = str((root / ".cache" / cfg.dataset).resolve())
-    storage = result_storage(root)
-    decontaminate, generate, concat, verify, chains_of, mc_label, omegaprm, consensus = (
-        _cached(t.with_options(result_storage=storage))
-        for t in (decontaminate_task, generate_task, concat_task, verify_task, chains_task, mc_label_task,
-                  omega_task, consensus_task)
+    stage = Stage.of(store, cfg)
+    root, work = stage.root, stage.work
+    chains_of, mc_label, omegaprm, consensus = (
+        stage.task(t) for t in (chains_task, mc_label_task, omega_task, consensus_task)
     )
 
-    prompts = load_prompts_task(cfg.source, work=work)
-    if cfg.decontamination.enabled:
-        evals = [_file_ref(path) for path in cfg.decontamination.eval_files]
-        prompts, _ = decontaminate(prompts, evals, cfg=cfg.decontamination, work=work)
-    frame = prompts.read()
-    policy = engine_for(cfg.engine, references=dict(zip(frame["question"], frame["reference"])))
-    engine = CachingEngine(policy, RolloutCache(root / ".cache" / "rollouts"))
-
-    size = cfg.generate.chunk_size
-    chunks = []
-    for start in range(0, prompts.rows, size):
-        chunks.append(generate(prompts, start=start, size=size, cfg=cfg.generate, engine=engine, work=work))
-        progress.report("generate", min(start + size, prompts.rows), prompts.rows)
-    samples = verify(concat(chunks, work=work), prompts, cfg=cfg.verify, work=work)
+    sampled = sample_and_verify(cfg, stage)
+    prompts, samples, engine = sampled.prompts, sampled.samples, sampled.engine
 
     chains = chains_of(samples, prompts, cfg=cfg.process, generate_cfg=cfg.generate, work=work)
     label = omegaprm if cfg.process.method == "omegaprm" else mc_label

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pyarrow as pa
 from typer.testing import CliRunner
 
 from prefmill.cli import app

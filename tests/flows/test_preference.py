@@ -81,7 +81,11 @@ def test_flow_publishes_version_and_rerun_is_cached(tmp_path, gsm8k_test):
     shutil.rmtree(store / ".cache" / "flow-a" / "generate")  # a user freeing disk space
     third = preference(config=recipe, store=str(store))
 
-    assert engine.calls == 6  # the lost chunks were generated again, not read from a dangling ref
+    assert engine.calls == 3  # the lost chunks were rebuilt from the rollout cache, not a dangling ref
+    shutil.rmtree(store / ".cache" / "flow-a" / "generate")
+    shutil.rmtree(store / ".cache" / "rollouts")  # and with the samples gone too, they are generated again
+    preference(config=recipe, store=str(store))
+    assert engine.calls == 6
     assert third["version"] == "v0001" and not third["created"]
 
 
