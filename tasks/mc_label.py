@@ -34,13 +34,18 @@ STAGE_VERSION = 1
 
 METHOD = "mc"
 
-OUTPUT_SCHEMA = {
+# The columns every step-labelling method writes (TRL stepwise: completions + labels, plus values).
+STEP_LABEL_COLUMNS = {
     "chain_id": pl.String,
     "prompt_id": pl.String,
     "prompt": pl.List(pl.Struct({"role": pl.String, "content": pl.String})),
     "completions": pl.List(pl.String),
     "labels": pl.List(pl.Boolean),
     "values": pl.List(pl.Float64),
+}
+
+OUTPUT_SCHEMA = {
+    **STEP_LABEL_COLUMNS,
     "rollout_counts": pl.List(pl.Int32),
     "rollouts_correct": pl.List(pl.Int32),
     "first_error_step": pl.Int32,

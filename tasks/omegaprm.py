@@ -34,7 +34,7 @@ from prefmill.config import VerifyConfig
 from prefmill.engines.base import Engine, GenRequest, GenResult, Sampling
 from prefmill.errors import InputError
 from prefmill.tasks.generate import prompt_seed
-from prefmill.tasks.mc_label import step_prefix
+from prefmill.tasks.mc_label import STEP_LABEL_COLUMNS, step_prefix
 from prefmill.tasks.steps import steps_of
 from prefmill.tasks.verify import judge, reference_final_answer
 
@@ -43,12 +43,7 @@ STAGE_VERSION = 1
 METHOD = "omegaprm"
 
 OUTPUT_SCHEMA = {
-    "chain_id": pl.String,
-    "prompt_id": pl.String,
-    "prompt": pl.List(pl.Struct({"role": pl.String, "content": pl.String})),
-    "completions": pl.List(pl.String),
-    "labels": pl.List(pl.Boolean),
-    "values": pl.List(pl.Float64),
+    **STEP_LABEL_COLUMNS,
     "first_error_step": pl.Int32,
     "status": pl.String,  # labelled | unsolved | budget | engine_error
     "source": pl.String,  # chain (an input row) | rollout (found by `explore`)
