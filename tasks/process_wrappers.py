@@ -22,14 +22,14 @@ from prefmill.tasks import mc_label as mc_stage
 from prefmill.tasks import omegaprm as omega_stage
 from prefmill.tasks import step_pairs as step_pairs_stage
 from prefmill.tasks.stats import sample_stats, step_stats
-from prefmill.tasks.wrappers import _out, stage_cache
+from prefmill.tasks.wrappers import stage_cache, stage_output
 
 
 @task(name="chains", cache_policy=stage_cache("chains", chains_stage.STAGE_VERSION), persist_result=True)
 def chains_task(samples: TableRef, prompts: TableRef, *, cfg, generate_cfg, work: str) -> TableRef:
     chains = chains_stage.build_chains(samples.read(), prompts.read(), cfg=cfg, generate_cfg=generate_cfg)
     get_run_logger().info("chains: %d of %d chains to label", int(chains["keep"].sum()), chains.height)
-    return write_table(chains, _out(work, "chains", [samples, prompts, cfg, generate_cfg]), where="chains")
+    return write_table(chains, stage_output(work, "chains", [samples, prompts, cfg, generate_cfg]), where="chains")
 
 
 @task(name="mc-label", cache_policy=stage_cache("mc-label", mc_stage.STAGE_VERSION), persist_result=True)
@@ -43,7 +43,7 @@ def mc_label_task(chains: TableRef, prompts: TableRef, *, cfg, verify_cfg, engin
     get_run_logger().info(
         "mc-label: %d chains, %d rollout tokens", labelled.height, int(labelled["rollout_tokens"].sum() or 0)
     )
-    return write_table(labelled, _out(work, "mc-label", [chains, prompts, cfg, verify_cfg, engine]), where="mc labels")
+    return write_table(labelled, stage_output(work, "mc-label", [chains, prompts, cfg, verify_cfg, engine]), where="mc labels")
 
 
 def omega_config(cfg) -> omega_stage.OmegaConfig:
@@ -59,7 +59,7 @@ def omega_task(chains: TableRef, prompts: TableRef, *, cfg, verify_cfg, engine: 
     finished questions and searches only the rest."""
     logger = get_run_logger()
     parts = [chains, prompts, cfg, verify_cfg, engine]
-    checkpoints = _out(work, "omegaprm-questions", parts).with_suffix("")
+    checkpoints = stage_output(work, "omegaprm-questions", parts).with_suffix("")
     checkpoints.mkdir(parents=True, exist_ok=True)
     done = {f.stem: json.loads(f.read_text()) for f in checkpoints.glob("*.json")}
     if done:
@@ -77,7 +77,7 @@ def omega_task(chains: TableRef, prompts: TableRef, *, cfg, verify_cfg, engine: 
     )
     if cfg.balance:
         labelled = omega_stage.balance(labelled, seed=cfg.seed).filter(pl.col("keep")).drop("keep", "drop_reason")
-    return write_table(labelled, _out(work, "omegaprm", parts), where="omegaprm labels")
+    return write_table(labelled, stage_output(work, "omegaprm", parts), where="omegaprm labels")
 
 
 @task(name="consensus", cache_policy=stage_cache("consensus", consensus_stage.STAGE_VERSION), persist_result=True)
@@ -87,7 +87,7 @@ def consensus_task(labelled: TableRef, *, cfg, engine: Engine, work: str) -> Tab
     judged = consensus_stage.judge_first_errors(frame, engine=engine, cfg=cfg)
     filtered = consensus_stage.consensus(frame, judged)
     get_run_logger().info("consensus: %d of %d chains agree with the judge", int(filtered["keep"].sum()), filtered.height)
-    return write_table(filtered, _out(work, "consensus", [labelled, cfg, engine]), where="consensus")
+    return write_table(filtered, stage_output(work, "consensus", [labelled, cfg, engine]), where="consensus")
 
 
 @task(name="publish-steps")

@@ -69,7 +69,8 @@ def result_storage(store: Path) -> LocalFileSystem:
     return block
 
 
-def _out(work: str, stage: str, ref_parts: list[Any]) -> Path:
+def stage_output(work: str, stage: str, ref_parts: list[Any]) -> Path:
+    """Where a stage writes its Parquet: named by the content of what it was computed from."""
     digest = hashlib.sha256("|".join(_key_part(p) for p in ref_parts).encode()).hexdigest()[:24]
     return Path(work) / stage / f"{digest}.parquet"
 
@@ -94,7 +95,7 @@ def generate_task(
     chunk = prompts.read().slice(start, size)
     logger.info("generate: %d prompts x %d samples (chunk starting at row %d)", chunk.height, cfg.n, start)
     samples = generate_stage.generate(chunk, engine=engine, cfg=cfg)
-    ref = write_table(samples, _out(work, "generate", [prompts, start, size, cfg, engine]), schema=SAMPLES, where="generate output")
+    ref = write_table(samples, stage_output(work, "generate", [prompts, start, size, cfg, engine]), schema=SAMPLES, where="generate output")
     logger.info("generate: %d samples, %d tokens", samples.height, int(samples["num_tokens"].sum()))
     return ref
 
@@ -102,14 +103,14 @@ def generate_task(
 @task(name="concat", cache_policy=stage_cache("concat", 1), persist_result=True)
 def concat_task(parts: list[TableRef], *, work: str) -> TableRef:
     frame = pl.concat([p.read() for p in parts], how="vertical") if parts else pl.DataFrame()
-    return write_table(frame, _out(work, "samples", [parts]), schema=SAMPLES, where="generate output")
+    return write_table(frame, stage_output(work, "samples", [parts]), schema=SAMPLES, where="generate output")
 
 
 @task(name="verify", cache_policy=stage_cache("verify", verify_stage.STAGE_VERSION), persist_result=True)
 def verify_task(samples: TableRef, prompts: TableRef, *, cfg, work: str) -> TableRef:
     verified = verify_stage.verify(samples.read(), prompts.read(), cfg=cfg)
     get_run_logger().info("verify: %d of %d samples correct", int(verified["correct"].sum()), verified.height)
-    return write_table(verified, _out(work, "verify", [samples, prompts, cfg]), schema=VERIFIED, where="verify output")
+    return write_table(verified, stage_output(work, "verify", [samples, prompts, cfg]), schema=VERIFIED, where="verify output")
 
 
 @task(name="decontaminate", cache_policy=stage_cache("decontaminate", decontaminate_stage.STAGE_VERSION), persist_result=True)
@@ -122,8 +123,8 @@ def decontaminate_task(prompts: TableRef, evals: list[TableRef], *, cfg, work: s
     dropped = checked.height - int(checked["keep"].sum())
     get_run_logger().info("decontaminate: %d of %d prompts overlap the eval sets, dropped", dropped, checked.height)
     parts = [prompts, evals, cfg]
-    kept = write_table(checked.filter(pl.col("keep")), _out(work, "decontaminated", parts), schema=PROMPTS, where="prompts")
-    return kept, write_table(checked, _out(work, "decontamination", parts), where="decontamination")
+    kept = write_table(checked.filter(pl.col("keep")), stage_output(work, "decontaminated", parts), schema=PROMPTS, where="prompts")
+    return kept, write_table(checked, stage_output(work, "decontamination", parts), where="decontamination")
 
 
 @task(name="vote", cache_policy=stage_cache("vote", consistency_stage.STAGE_VERSION), persist_result=True)
@@ -133,8 +134,8 @@ def vote_task(samples: TableRef, *, cfg, verify_cfg, work: str) -> tuple[TableRe
     get_run_logger().info("vote: %d prompts, mean vote share %.2f", votes.height, votes["vote_share"].mean() or 0)
     parts = [samples, cfg, verify_cfg]
     return (
-        write_table(voted, _out(work, "voted", parts), where="vote output"),
-        write_table(votes, _out(work, "votes", parts), schema=VOTES, where="votes"),
+        write_table(voted, stage_output(work, "voted", parts), where="vote output"),
+        write_table(votes, stage_output(work, "votes", parts), schema=VOTES, where="votes"),
     )
 
 
@@ -146,7 +147,7 @@ def judge_pointwise_task(samples: TableRef, *, cfg, engine: Engine, work: str) -
     judged = judge_stage.judge_pointwise(usable, engine=engine, cfg=cfg)
     get_run_logger().info("judge-pointwise: %d samples, %d unparsable outputs", judged.height, int(judged["judge_parse_failures"].sum()))
     merged = frame.join(judged.drop("judge_engine", strict=False), on="sample_id", how="left", maintain_order="left")
-    return write_table(merged, _out(work, "judge-pointwise", [samples, cfg, engine]), where="judge output")
+    return write_table(merged, stage_output(work, "judge-pointwise", [samples, cfg, engine]), where="judge output")
 
 
 @task(name="pairs", cache_policy=stage_cache("pairs", pairs_stage.STAGE_VERSION), persist_result=True)
@@ -160,7 +161,7 @@ def pairs_task(
         parent_samples=parent.read() if parent else None, parent_version=parent_version,
     )
     get_run_logger().info("pairs (%s): %d kept of %d candidates", cfg.strategy, int(outcomes["keep"].sum()), outcomes.height)
-    return write_table(outcomes, _out(work, "pairs", [samples, prompts, votes, parent, cfg]), where="pairs output")
+    return write_table(outcomes, stage_output(work, "pairs", [samples, prompts, votes, parent, cfg]), where="pairs output")
 
 
 @task(name="judge-pairwise", cache_policy=stage_cache("judge-pairwise", judge_stage.STAGE_VERSION), persist_result=True)
@@ -169,7 +170,7 @@ def judge_pairwise_task(pairs: TableRef, *, cfg, engine: Engine, work: str) -> T
     kept = pairs.read().filter(pl.col("keep"))
     verdicts = judge_stage.judge_pairwise(kept, engine=engine, cfg=cfg)
     get_run_logger().info("judge-pairwise: %d pairs, %d swap-consistent", verdicts.height, int(verdicts["swap_consistent"].sum() or 0))
-    return write_table(verdicts, _out(work, "judge-pairwise", [pairs, cfg, engine]), where="pairwise judge output")
+    return write_table(verdicts, stage_output(work, "judge-pairwise", [pairs, cfg, engine]), where="pairwise judge output")
 
 
 @task(name="filters", cache_policy=stage_cache("filters", filters_stage.STAGE_VERSION), persist_result=True)
@@ -186,7 +187,7 @@ def filters_task(
         pairs.read(), cfg=cfg, judged=verdicts.read() if verdicts else None, consistency=consistency
     )
     get_run_logger().info("filters: %d pairs kept", int(filtered["keep"].sum()))
-    return write_table(filtered, _out(work, "filters", [pairs, verdicts, samples, parent, cfg, pairs_cfg]), where="filters output")
+    return write_table(filtered, stage_output(work, "filters", [pairs, verdicts, samples, parent, cfg, pairs_cfg]), where="filters output")
 
 
 @task(name="publish")
