@@ -1,7 +1,8 @@
 """Preference recipe: decontaminate prompts, sample n answers each (ReFT, Self-Consistency), verify
 them against the reference, vote (Self-Consistency), let a judge score them (Critique Ability,
 UltraFeedback), pair them by a strategy (Curry-DPO, SPIN, Temporal Self-Rewarding), judge pairs in
-both orders (Fair Evaluators), keep the self-consistent ones (SCIR, CREAM), and publish a version."""
+both orders (Fair Evaluators), keep the self-consistent ones (SCIR, CREAM), add self-edited subtle
+errors as hard negatives (RISE), and publish a version."""
 
 from __future__ import annotations
 
@@ -12,17 +13,17 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from prefmill.config import RunConfig, validate_config
-from prefmill.engines import engine_for
-from prefmill.engines.cached import CachingEngine
-from prefmill.flows.sampling import Stage, sample_and_verify
+from prefmill.flows.sampling import Stage, engine_or_policy, sample_and_verify
 from prefmill.refs import TableRef
 from prefmill.store import read_manifest, version_names
 from prefmill.tasks.wrappers import (
     filters_task,
     judge_pairwise_task,
     judge_pointwise_task,
+    mix_rise_task,
     pairs_task,
     publish_task,
+    rise_task,
     vote_task,
 )
 
@@ -32,13 +33,14 @@ def preference(config: dict[str, Any], store: str = "store") -> dict[str, Any]:
     cfg: RunConfig = validate_config(config, origin="flow parameter `config`")
     stage = Stage.of(store, cfg)
     root, work = stage.root, stage.work
-    vote, judge_pointwise, pairs, judge_pairwise, filters = (
-        stage.task(t) for t in (vote_task, judge_pointwise_task, pairs_task, judge_pairwise_task, filters_task)
+    vote, judge_pointwise, pairs, judge_pairwise, filters, rise, mix_rise = (
+        stage.task(t)
+        for t in (vote_task, judge_pointwise_task, pairs_task, judge_pairwise_task, filters_task, rise_task, mix_rise_task)
     )
 
     sampled = sample_and_verify(cfg, stage)
     prompts, samples, engine = sampled.prompts, sampled.samples, sampled.engine
-    judge_engine = CachingEngine(engine_for(cfg.judge.engine), engine.cache) if cfg.judge.engine else engine
+    judge_engine = engine_or_policy(cfg.judge.engine, engine)
 
     votes = None
     if cfg.vote.enabled:
@@ -51,8 +53,15 @@ def preference(config: dict[str, Any], store: str = "store") -> dict[str, Any]:
     verdicts = judge_pairwise(candidates, cfg=cfg.judge, engine=judge_engine, work=work) if cfg.judge.pairwise else None
     kept = filters(candidates, verdicts, samples, parent, cfg=cfg.filters, pairs_cfg=cfg.pairs, work=work)
 
+    edits = None
+    if cfg.rise.enabled:  # RISE: self-edited subtle errors as hard negatives, mixed with the sampled pairs
+        editor = engine_or_policy(cfg.rise.engine, engine) if cfg.rise.editor == "llm" else None
+        edits = rise(samples, prompts, cfg=cfg.rise, verify_cfg=cfg.verify, engine=editor, work=work)
+        kept = mix_rise(kept, edits, votes, cfg=cfg.rise, work=work)
+
     version = publish_task(
-        samples, kept, votes, sampled.decontamination, store=str(root), dataset=cfg.dataset, config=cfg, engine=engine.fingerprint
+        samples, kept, votes, sampled.decontamination, store=str(root), dataset=cfg.dataset, config=cfg,
+        engine=engine.fingerprint, rise=edits,
     )
     _publish_artifacts(cfg, prompts.rows, version)
     return version
@@ -87,7 +96,10 @@ def _publish_artifacts(cfg: RunConfig, n_prompts: int, version: dict[str, Any]) 
         rows.append({"stage": "vote", "rows_out": stats["votes"]["prompts"], "note": f"difficulty={stats['votes']['difficulty']}"})
     if "judge" in s:
         rows.append({"stage": "judge-pointwise", "rows_out": s["judge"]["judged"], "note": f"mean score={s['judge']['mean_score']}"})
-    rows.append({"stage": "pairs", "rows_out": p["pairs"], "note": f"strategy={cfg.pairs.strategy}, dropped={p['dropped']}"})
+    if "rise" in stats:
+        r = stats["rise"]
+        rows.append({"stage": "rise", "rows_out": r["kept"], "note": f"edits kept of {r['edits']}; dropped={r['dropped']}"})
+    rows.append({"stage": "pairs", "rows_out": p["pairs"], "note": f"strategy={p['strategy']}, dropped={p['dropped']}"})
     create_table_artifact(key=f"{key}-stage-counts", table=rows, description=f"{cfg.dataset} {version['version']}: rows out of each stage")
     sep = p["separability"]
     create_markdown_artifact(

@@ -11,8 +11,7 @@ from prefect import flow
 from prefect.artifacts import create_table_artifact
 
 from prefmill.config import RunConfig, validate_config
-from prefmill.engines import engine_for
-from prefmill.flows.sampling import Stage, sample_and_verify
+from prefmill.flows.sampling import Stage, engine_or_policy, sample_and_verify
 from prefmill.tasks.process_wrappers import (
     chains_task,
     consensus_task,
@@ -38,8 +37,7 @@ def process(config: dict[str, Any], store: str = "store") -> dict[str, Any]:
     label = omegaprm if cfg.process.method == "omegaprm" else mc_label
     labelled = label(chains, prompts, cfg=cfg.process, verify_cfg=cfg.verify, engine=engine, work=work)
     if cfg.process.consensus:
-        judge = engine_for(cfg.judge.engine) if cfg.judge.engine else engine
-        labelled = consensus(labelled, cfg=cfg.judge, engine=judge, work=work)
+        labelled = consensus(labelled, cfg=cfg.judge, engine=engine_or_policy(cfg.judge.engine, engine), work=work)
 
     cache = {"hits": engine.hits, "misses": engine.misses, "entries": len(engine.cache)}
     version = publish_steps_task(

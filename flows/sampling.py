@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prefmill import progress
-from prefmill.config import RunConfig
+from prefmill.config import EngineConfig, RunConfig
 from prefmill.engines import engine_for
 from prefmill.engines.cached import CachingEngine, RolloutCache
 from prefmill.refs import TableRef
@@ -58,6 +58,11 @@ class Sampled:
     decontamination: TableRef | None
     samples: TableRef
     engine: CachingEngine
+
+
+def engine_or_policy(cfg: EngineConfig | None, policy: CachingEngine) -> CachingEngine:
+    """The engine a stage names (`judge.engine`, `rise.engine`) behind the same rollout cache; null: the policy's."""
+    return policy if cfg is None else CachingEngine(engine_for(cfg), policy.cache)
 
 
 def _file_ref(path: str) -> TableRef:

@@ -6,6 +6,11 @@ import pyarrow as pa
 
 MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 MESSAGES = pa.list_(MESSAGE)
+SPAN = pa.struct([("start", pa.int32()), ("end", pa.int32())])  # [start, end) character offsets
+EDIT_DIFF = pa.list_(
+    pa.struct([("op", pa.string()), ("chosen_start", pa.int32()), ("chosen_end", pa.int32()),
+               ("rejected_start", pa.int32()), ("rejected_end", pa.int32())])
+)
 
 PROMPTS = pa.schema(
     [
@@ -91,6 +96,12 @@ PAIRS = pa.schema(
         pa.field("swap_consistent", pa.bool_()),
         pa.field("cream_consistency", pa.float64()),  # Kendall tau with the parent version's ranking
         pa.field("weight", pa.float64(), nullable=False),  # 1, or down-weighted by CREAM
+        # RISE pairs (strategy `rise`): the rejected side is the chosen one with one subtle error.
+        pa.field("error_type", pa.string()),  # from the error catalogue, e.g. change_number
+        pa.field("edited_step", pa.int32()),  # 0-based step of the chosen text that was edited
+        pa.field("edit_span", SPAN),  # characters of the edit in the rejected text
+        pa.field("edit_diff", EDIT_DIFF),  # word-level differences, as character spans in both texts
+        pa.field("changed_share", pa.float64()),  # share of the edited step's words that changed
     ]
 )
 

@@ -72,7 +72,8 @@ def _rank(rows: list[dict], *, best: bool) -> list[dict]:
     return sorted(rows, key=lambda r: (sign * r["score"], -(r["mean_logprob"] or float("-inf")), r["sample_index"]))
 
 
-def _pair(prompt, chosen, rejected, *, source: str, drop: str | None = None) -> dict[str, Any]:
+def pair_row(prompt, chosen, rejected, *, source: str, drop: str | None = None) -> dict[str, Any]:
+    """One pair: `prompt` gives prompt_id and reference_answer, the sides are `_side`-shaped dicts."""
     margin = None
     if chosen["score"] is not None and rejected["score"] is not None:
         margin = round(chosen["score"] - rejected["score"], 6)
@@ -83,7 +84,7 @@ def _pair(prompt, chosen, rejected, *, source: str, drop: str | None = None) -> 
 
 
 def _dropped(prompt, reason: str) -> dict[str, Any]:
-    return _pair(prompt, _side(None, None), _side(None, None), source=None, drop=reason)
+    return pair_row(prompt, _side(None, None), _side(None, None), source=None, drop=reason)
 
 
 def _prompt_pairs(prompt, rows, parent_rows, *, cfg: PairsConfig, version: str | None, parent: str | None):
@@ -96,7 +97,7 @@ def _prompt_pairs(prompt, rows, parent_rows, *, cfg: PairsConfig, version: str |
         if not usable:
             return [_dropped(prompt, NO_USABLE_SAMPLE)]
         own = sorted(usable, key=lambda r: (-(r["mean_logprob"] or float("-inf")), r["sample_index"]))[0]
-        return [_pair(prompt, _reference_side(prompt), _side(own, version), source="reference")]
+        return [pair_row(prompt, _reference_side(prompt), _side(own, version), source="reference")]
     if strategy == "anchored":
         anchors = [r for r in parent_rows if r["error"] is None and r["completion"].strip()]
         if not anchors:
@@ -119,7 +120,7 @@ def _prompt_pairs(prompt, rows, parent_rows, *, cfg: PairsConfig, version: str |
             return [_dropped(prompt, NO_CORRECT_SAMPLE)]
         confident = cfg.rejected == "most_confident"
         rejected = sorted(incorrect, key=lambda r: ((-1 if confident else 1) * (r["mean_logprob"] or float("-inf")), r["sample_index"]))[0]
-        return [_pair(prompt, chosen, _side(rejected, version), source="sample" if correct else "reference")]
+        return [pair_row(prompt, chosen, _side(rejected, version), source="sample" if correct else "reference")]
     ranked = _rank(usable, best=True)
     if strategy == "best_worst":
         chosen = _side(ranked[0], version)
@@ -131,14 +132,14 @@ def _prompt_pairs(prompt, rows, parent_rows, *, cfg: PairsConfig, version: str |
     if not candidates:
         return [_dropped(prompt, NO_MARGIN)]
     candidates.sort(key=lambda ab: -(ab[0]["score"] - ab[1]["score"]))
-    return [_pair(prompt, _side(a, version), _side(b, version), source="sample") for a, b in candidates[: cfg.max_pairs_per_prompt]]
+    return [pair_row(prompt, _side(a, version), _side(b, version), source="sample") for a, b in candidates[: cfg.max_pairs_per_prompt]]
 
 
 def _margin_checked(prompt, chosen, rejected, *, cfg: PairsConfig) -> dict[str, Any]:
     margin = chosen["score"] - rejected["score"]
     source = "reference" if chosen["engine"] == "reference" else "sample"
     ok = margin > 0 and margin >= cfg.min_margin
-    return _pair(prompt, chosen, rejected, source=source, drop=None if ok else NO_MARGIN)
+    return pair_row(prompt, chosen, rejected, source=source, drop=None if ok else NO_MARGIN)
 
 
 def build_pairs(
@@ -169,25 +170,17 @@ def build_pairs(
         messages = group[0]["prompt"] if group else None
         rows.extend(r | {"prompt": messages} for r in found)
     frame = pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame(schema={"prompt_id": pl.String})
-    return _finish(frame, prompts, votes=votes, strategy=cfg.strategy)
+    return finish_pairs(frame, votes=votes, strategy=cfg.strategy)
 
 
-def _finish(frame: pl.DataFrame, prompts: pl.DataFrame, *, votes: pl.DataFrame | None, strategy: str) -> pl.DataFrame:
+def finish_pairs(frame: pl.DataFrame, *, votes: pl.DataFrame | None, strategy: str) -> pl.DataFrame:
+    """Pair rows from `pair_row` -> the pairs table: difficulty, curriculum rank, TRL messages, ids."""
     if votes is not None and "difficulty" in votes.columns:
         frame = frame.join(votes.select("prompt_id", "difficulty"), on="prompt_id", how="left", maintain_order="left")
     else:
         frame = frame.with_columns(difficulty=pl.lit(None, pl.String))
-    order = {"easy": 0, "medium": 1, "hard": 2, "unsolved": 3}
-    # Curriculum (Curry-DPO): wide margins and easy prompts first; dropped rows last.
-    frame = frame.with_row_index("_i").with_columns(
-        _kept=~pl.col("keep"),
-        _level=pl.col("difficulty").replace_strict(order, default=4, return_dtype=pl.Int32),
-    )
-    ranked = frame.sort(["_kept", "margin", "_level", "_i"], descending=[False, True, False, False], nulls_last=True)
-    ranked = ranked.with_columns(curriculum_rank=pl.int_range(pl.len(), dtype=pl.Int64))
-    frame = ranked.sort("_i").drop("_i", "_kept", "_level")
     assistant = lambda col: pl.concat_list(pl.struct(role=pl.lit("assistant"), content=pl.col(col)))  # noqa: E731
-    return frame.with_columns(
+    return rank_curriculum(frame).with_columns(
         pair_id=pl.col("prompt_id") + "-" + pl.coalesce("chosen_sample_id", pl.lit("reference")) + "~"
         + pl.coalesce("rejected_sample_id", pl.lit("none")),
         chosen=assistant("chosen_text"),
@@ -195,3 +188,15 @@ def _finish(frame: pl.DataFrame, prompts: pl.DataFrame, *, votes: pl.DataFrame |
         strategy=pl.lit(strategy),
         weight=pl.lit(1.0),
     )
+
+
+def rank_curriculum(frame: pl.DataFrame) -> pl.DataFrame:
+    """`curriculum_rank` (Curry-DPO): kept pairs first, wide margins and easy prompts first."""
+    order = {"easy": 0, "medium": 1, "hard": 2, "unsolved": 3}
+    frame = frame.with_row_index("_i").with_columns(
+        _kept=~pl.col("keep"),
+        _level=pl.col("difficulty").replace_strict(order, default=4, return_dtype=pl.Int32),
+    )
+    ranked = frame.sort(["_kept", "margin", "_level", "_i"], descending=[False, True, False, False], nulls_last=True)
+    ranked = ranked.with_columns(curriculum_rank=pl.int_range(pl.len(), dtype=pl.Int64))
+    return ranked.sort("_i").drop("_i", "_kept", "_level")

@@ -99,3 +99,22 @@ def step_stats(chains: pl.DataFrame, labelled: pl.DataFrame, published: pl.DataF
         "first_error_step": _counts(published["first_error_step"].cast(pl.String)) if published.height else {},
         "rollout_tokens": int(labelled["rollout_tokens"].sum() or 0) if labelled.height else 0,
     }
+
+
+def rise_stats(edits: pl.DataFrame, outcomes: pl.DataFrame) -> dict[str, Any]:
+    """How many edits were kept, per error type and editor, and why the others were dropped."""
+    kept = edits.filter(pl.col("keep"))
+    per_type = edits.group_by("error_type").agg(edits=pl.len(), kept=pl.col("keep").sum()).sort("error_type")
+    paired = outcomes.filter(pl.col("strategy") == "rise") if "strategy" in outcomes.columns else outcomes.clear()
+    return {
+        "solutions": edits["solution_id"].n_unique(),
+        "edits": edits.height,
+        "kept": kept.height,
+        "kept_share": _round(kept.height / edits.height) if edits.height else None,
+        "dropped": _counts(edits["drop_reason"].str.split(":").list.first()),
+        "by_error_type": {r["error_type"]: {"edits": r["edits"], "kept": int(r["kept"])} for r in per_type.iter_rows(named=True)},
+        "by_editor": _counts(kept["editor"]),
+        "mean_changed_share": _round(kept["changed_share"].mean()),
+        "pairs": int(paired["keep"].sum()) if paired.height else 0,
+        "over_ratio": int((~paired["keep"]).sum()) if paired.height else 0,
+    }

@@ -31,8 +31,9 @@ from prefmill.tasks import filters as filters_stage
 from prefmill.tasks import generate as generate_stage
 from prefmill.tasks import judge as judge_stage
 from prefmill.tasks import pairs as pairs_stage
+from prefmill.tasks import rise as rise_stage
 from prefmill.tasks import verify as verify_stage
-from prefmill.tasks.stats import decontamination_stats, pair_stats, sample_stats, vote_stats
+from prefmill.tasks.stats import decontamination_stats, pair_stats, rise_stats, sample_stats, vote_stats
 
 
 def _key_part(value: Any) -> str:
@@ -190,10 +191,30 @@ def filters_task(
     return write_table(filtered, stage_output(work, "filters", [pairs, verdicts, samples, parent, cfg, pairs_cfg]), where="filters output")
 
 
+@task(name="rise", cache_policy=stage_cache("rise", rise_stage.STAGE_VERSION), persist_result=True)
+def rise_task(samples: TableRef, prompts: TableRef, *, cfg, verify_cfg, engine: Engine | None, work: str) -> TableRef:
+    """Every RISE edit of the correct solutions, with `keep`/`drop_reason`."""
+    edits = rise_stage.inject(samples.read(), prompts.read(), engine=engine, cfg=cfg, verify_cfg=verify_cfg)
+    get_run_logger().info(
+        "rise (%s, %s): %d of %d edits kept; dropped %s", cfg.editor, cfg.mode, int(edits["keep"].sum()), edits.height,
+        dict(edits["drop_reason"].drop_nulls().str.split(":").list.first().value_counts().iter_rows()),
+    )
+    return write_table(edits, stage_output(work, "rise", [samples, prompts, cfg, verify_cfg, engine]), where="rise output")
+
+
+@task(name="mix-rise", cache_policy=stage_cache("mix-rise", rise_stage.STAGE_VERSION), persist_result=True)
+def mix_rise_task(pairs: TableRef, edits: TableRef, votes: TableRef | None, *, cfg, work: str) -> TableRef:
+    """Sampled pair outcomes plus the RISE pairs, at most `rise.ratio` RISE pairs per kept sampled pair."""
+    rise = rise_stage.rise_pairs(edits.read(), votes=votes.read() if votes else None)
+    mixed = rise_stage.mix_pairs(pairs.read(), rise, ratio=cfg.ratio)
+    get_run_logger().info("mix-rise: %d RISE pairs kept of %d", int(mixed.filter(pl.col("strategy") == "rise")["keep"].sum()), rise.height)
+    return write_table(mixed, stage_output(work, "mix-rise", [pairs, edits, votes, cfg]), where="mixed pairs")
+
+
 @task(name="publish")
 def publish_task(
     samples: TableRef, pairs: TableRef, votes: TableRef | None, decontamination: TableRef | None,
-    *, store: str, dataset: str, config: RunConfig, engine: str,
+    *, store: str, dataset: str, config: RunConfig, engine: str, rise: TableRef | None = None,
 ) -> dict[str, Any]:
     """Write the version (`samples`, `pairs`, `votes`) with its manifest; identical content reuses the latest."""
     scored = pairs_stage.sample_scores(samples.read(), cfg=config.pairs)
@@ -201,13 +222,15 @@ def publish_task(
     kept = outcomes.filter(pl.col("keep"))
     tables = {
         "samples": conform(scored, SCORED, where="samples", fill_nullable=True),
-        "pairs": conform(kept, PAIRS, where="pairs"),
+        "pairs": conform(kept, PAIRS, where="pairs", fill_nullable=True),
     }
     stats = {"samples": sample_stats(scored), "pairs": pair_stats(outcomes)}
     if votes is not None:
         vote_rows = votes.read()
         tables["votes"] = conform(vote_rows, VOTES, where="votes")
         stats["votes"] = vote_stats(vote_rows)
+    if rise is not None:
+        stats["rise"] = rise_stats(rise.read(), outcomes)
     if decontamination is not None:
         stats["decontamination"] = decontamination_stats(decontamination.read())
     version = publish_version(

@@ -36,12 +36,14 @@ def engine_for(cfg: EngineConfig, *, references: Mapping[str, str] | None = None
             gsm8k_policy,
             routed,
         )
+        from prefmill.engines.scripted_edits import gsm8k_edit_policy
 
         refs = references or {}
         policy = routed(
             gsm8k_policy(refs, p_error=cfg.p_error),
             gsm8k_judge_policy(refs, p_noise=cfg.p_error / 2),
             continuation=gsm8k_chain_policy(refs, p_error=cfg.p_error),
+            editor=gsm8k_edit_policy(p_bad=cfg.p_error / 2),
         )
         return ScriptedEngine(policy, name=f"gsm8k-p{cfg.p_error}")
     if cfg.kind == "openai":

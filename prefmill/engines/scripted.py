@@ -142,13 +142,18 @@ def gsm8k_judge_policy(references: Mapping[str, str], *, p_noise: float = 0.0) -
     return policy
 
 
-def routed(solver: Policy, judge: Policy, *, continuation: Policy | None = None) -> Policy:
-    """One scripted engine that solves, judges and continues step prefixes, as one real model does."""
+def routed(
+    solver: Policy, judge: Policy, *, continuation: Policy | None = None, editor: Policy | None = None
+) -> Policy:
+    """One scripted engine that solves, judges, continues step prefixes and edits steps (RISE), as one
+    real model does."""
 
     def policy(request: GenRequest, index: int, rng: random.Random) -> str:
         if continuation is not None and request.continue_final:
             return continuation(request, index, rng)
         text = last_user_text(request)
+        if editor is not None and "[Correct solution]\n" in text:
+            return editor(request, index, rng)
         is_judging = "[Solution]\n" in text or "[Response A]\n" in text
         return (judge if is_judging else solver)(request, index, rng)
 

@@ -65,6 +65,7 @@ class TestBuildPairs:
         out = build_pairs(samples, _prompts(("p", REFERENCE, "18")), cfg=PairsConfig())
 
         filter_columns = {"judge_prefers", "judge_agreement", "swap_consistent", "cream_consistency"}
+        filter_columns |= {"error_type", "edited_step", "edit_span", "edit_diff", "changed_share"}  # RISE pairs only
         assert {"keep", "drop_reason"} | (set(PAIRS.names) - filter_columns) <= set(out.columns)
         row = _row(out, "p")
         assert {k: row[k] for k in (

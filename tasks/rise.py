@@ -1,0 +1,408 @@
+"""RISE: hard negatives that differ from a correct solution in a few tokens ("Subtle Errors Matter",
+Xu et al. 2024). The model edits one step of a verified-correct solution to hold an error of a named
+type (change a number, swap two terms, ...), then, in `step_then_continue`, finishes the solution from
+the edited step so the error reaches the final answer. RISE's public code has no evaluator for "is the
+edit really wrong?"; here the verifier decides, and an edit is kept only when
+
+- its final answer no longer matches the reference (`edit_only`: the edited step's arithmetic no
+  longer checks out),
+- it does not admit the error ("wait", "mistake", ... from `rise.admission_phrases`),
+- it changes at most `rise.max_changed_share` of the edited step's tokens.
+
+Every edit stays a row with `keep` and the first `drop_reason` that applies. A kept edit records its
+error type, the edited step, the edit's character span in the rejected text and a token-level diff, so
+a trainer can weight the loss on the tokens that differ. A rule-based injector (tasks.arithmetic)
+edits where no model does (`editor: rules`) or where every model edit was dropped (`rules_fallback`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import random
+import re
+from typing import Any
+
+import polars as pl
+
+from prefmill.config import RiseConfig, VerifyConfig
+from prefmill.engines.base import Engine, GenRequest, GenResult, Sampling
+from prefmill.schemas.tables import PAIRS
+from prefmill.schemas.validate import polars_schema
+from prefmill.tasks.arithmetic import RULE_ERROR_TYPES, arithmetic_checks, inject_error
+from prefmill.tasks.generate import prompt_seed
+from prefmill.tasks.pairs import finish_pairs, pair_row, rank_curriculum, reference_as_solution
+from prefmill.tasks.steps import SPAN, split_steps
+from prefmill.tasks.verify import answers_match, extract_answer, find_answer
+
+STAGE_VERSION = 1
+
+# drop_reason values, in the order they are checked.
+ENGINE_ERROR = "engine_error"
+EMPTY_EDIT = "empty_edit"
+UNCHANGED = "unchanged"
+ADMITS_ERROR = "admits_error"
+TOO_MANY_CHANGES = "too_many_changes"
+NO_FINAL_ANSWER = "no_final_answer"
+ANSWER_STILL_RIGHT = "answer_still_right"
+NO_CHECKABLE_ARITHMETIC = "no_checkable_arithmetic"  # edit_only: the edited step shows no calculation
+ARITHMETIC_STILL_CHECKS = "arithmetic_still_checks"  # edit_only
+NO_RULE_EDIT = "no_rule_edit"  # no calculation could be changed so that the final answer moves
+OVER_RATIO = "over_ratio"  # set when mixing with sampled pairs
+
+_TOKEN = re.compile(r"\d+(?:[.,]\d+)*|\w+|[^\w\s]")
+DIFF = polars_schema(PAIRS)["edit_diff"]
+
+
+def _seeded(*parts: object) -> random.Random:
+    return random.Random(int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:8], "big"))
+
+
+# --- Which solutions, which steps ---
+
+
+def solutions(samples: pl.DataFrame, prompts: pl.DataFrame, *, cfg: RiseConfig) -> pl.DataFrame:
+    """The correct solutions to edit: per prompt the `solutions_per_prompt` most confident correct
+    samples, topped up with the reference solution when `use_reference` is on."""
+    rows = []
+    by_prompt = {pid: g for (pid,), g in samples.group_by("prompt_id", maintain_order=True)}
+    for prompt in prompts.iter_rows(named=True):
+        group = by_prompt.get(prompt["prompt_id"])
+        if group is None:
+            continue
+        correct = group.filter(pl.col("correct") & pl.col("error").is_null()).sort(
+            ["mean_logprob", "sample_index"], descending=[True, False], nulls_last=True
+        )
+        for s in correct.head(cfg.solutions_per_prompt).iter_rows(named=True):
+            rows.append({"solution_id": s["sample_id"], "prompt_id": s["prompt_id"], "prompt": s["prompt"],
+                         "question": prompt["question"], "text": s["completion"], "source": "sample",
+                         "sample_id": s["sample_id"], "engine": s["engine"], "answer": s["extracted"],
+                         "reference_answer": s["reference_answer"]})
+        if cfg.use_reference and correct.height < cfg.solutions_per_prompt and prompt["reference"]:
+            reference = reference_as_solution(prompt["reference"])
+            rows.append({"solution_id": f"{prompt['prompt_id']}-reference", "prompt_id": prompt["prompt_id"],
+                         "prompt": group["prompt"][0], "question": prompt["question"], "text": reference,
+                         "source": "reference", "sample_id": None, "engine": "reference",
+                         "answer": prompt["reference_answer"], "reference_answer": prompt["reference_answer"]})
+    schema = {"solution_id": pl.String, "prompt_id": pl.String, "prompt": samples.schema["prompt"],
+              "question": pl.String, "text": pl.String, "source": pl.String, "sample_id": pl.String,
+              "engine": pl.String, "answer": pl.String, "reference_answer": pl.String}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def editable_steps(text: str) -> list[tuple[int, int]]:
+    """Step spans (one a line) without a GSM8K `#### answer` line: the answer follows from the steps."""
+    spans = []
+    for start, end in split_steps(text, rule="newline"):
+        tail = re.search(r"(?m)^[^\S\n]*####", text[start:end])
+        if tail is not None:
+            end = start + len(text[start : start + tail.start()].rstrip())
+        if end > start:
+            spans.append((start, end))
+    return spans
+
+
+def plan_edits(solutions: pl.DataFrame, *, cfg: RiseConfig) -> list[dict[str, Any]]:
+    """Per solution, `edits_per_solution` (error type, step) draws, seeded by the solution id."""
+    types = cfg.chosen_types()
+    plans = []
+    for solution in solutions.iter_rows(named=True):
+        steps = editable_steps(solution["text"])
+        numeric = [i for i, (s, e) in enumerate(steps) if re.search(r"\d", solution["text"][s:e])]
+        if not steps:
+            continue
+        rng = _seeded(cfg.seed, solution["solution_id"])
+        for name in rng.sample(sorted(types), min(cfg.edits_per_solution, len(types))):
+            k = rng.choice(numeric or list(range(len(steps))))
+            plans.append(solution | {"edit_id": f"{solution['solution_id']}:{name}", "error_type": name,
+                                     "instruction": types[name], "steps": steps, "step_index": k})
+    return plans
+
+
+def edit_prompt(question: str, text: str, steps: list[tuple[int, int]], k: int, instruction: str) -> str:
+    shown = "\n".join(f"Step {i + 1}: {text[s:e]}" for i, (s, e) in enumerate(steps))
+    answer = find_answer(text)[0]
+    final = f"\nFinal answer: {answer}" if answer is not None else ""
+    return (
+        "We are collecting subtle mistakes in math solutions.\n\n"
+        f"[Problem]\n{question}\n\n[Correct solution]\n{shown}{final}\n\n"
+        f"Rewrite step {k + 1} so that it contains one subtle error. {instruction}\n"
+        "Change as few words as possible and keep the rest of the step as it is. "
+        "Do not mention or hint that anything was changed.\n"
+        f"Write only the new step {k + 1}, on one line."
+    )
+
+
+def parse_edit(output: str) -> str:
+    """The edited step: the first non-empty line, without a `Step k:` label or wrapping quotes."""
+    line = next((ln.strip() for ln in output.splitlines() if ln.strip()), "")
+    line = re.sub(r"^[*_#>\s]*(?:new\s+)?step\s*\d+\s*[*_]*\s*[:.)]\s*[*_]*\s*", "", line, flags=re.IGNORECASE)
+    return line.strip().strip("`\"'").strip()
+
+
+# --- What an edit changed ---
+
+
+def token_diff(chosen: str, rejected: str) -> list[dict[str, Any]]:
+    """Word-level differences as character spans in both texts (tokenizer-free: a trainer maps them
+    onto its own tokens with the tokenizer's offset mapping)."""
+    a, b = list(_TOKEN.finditer(chosen)), list(_TOKEN.finditer(rejected))
+    matcher = difflib.SequenceMatcher(None, [m.group() for m in a], [m.group() for m in b], autojunk=False)
+
+    def at(tokens, i, j, text):
+        if i < j:
+            return tokens[i].start(), tokens[j - 1].end()
+        position = tokens[i].start() if i < len(tokens) else len(text)
+        return position, position
+
+    hunks = []
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            continue
+        (cs, ce), (rs, re_) = at(a, i1, i2, chosen), at(b, j1, j2, rejected)
+        hunks.append({"op": op, "chosen_start": cs, "chosen_end": ce, "rejected_start": rs, "rejected_end": re_})
+    return hunks
+
+
+def changed_share(original: str, edited: str) -> float:
+    """Share of tokens not kept from `original` to `edited`, over the longer of the two."""
+    a, b = _TOKEN.findall(original), _TOKEN.findall(edited)
+    if not a and not b:
+        return 0.0
+    kept = sum(block.size for block in difflib.SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks())
+    return round(1 - kept / max(len(a), len(b)), 4)
+
+
+def edit_span(original: str, edited: str, offset: int) -> dict[str, int]:
+    """Where the edit is in the rejected text: from the first to the last changed token of the step."""
+    hunks = token_diff(original, edited)
+    if not hunks:
+        return {"start": offset, "end": offset}
+    return {"start": offset + hunks[0]["rejected_start"], "end": offset + hunks[-1]["rejected_end"]}
+
+
+def _admissions(text: str, phrases: tuple[str, ...]) -> int:
+    return sum(len(re.findall(rf"(?<!\w){re.escape(p)}(?!\w)", text, flags=re.IGNORECASE)) for p in phrases)
+
+
+def check_edit(
+    *, chosen: str, rejected: str, original_step: str, edited_step: str, reference_answer: str | None,
+    mode: str, cfg: RiseConfig, verify_cfg: VerifyConfig,
+) -> tuple[str | None, str | None]:
+    """(drop_reason or None, the rejected text's final answer)."""
+    answer = find_answer(rejected)[0]
+    if not edited_step.strip():
+        return EMPTY_EDIT, answer
+    if " ".join(edited_step.split()) == " ".join(original_step.split()):
+        return UNCHANGED, answer
+    if _admissions(rejected, cfg.admission_phrases) > _admissions(chosen, cfg.admission_phrases):
+        return ADMITS_ERROR, answer
+    if changed_share(original_step, edited_step) > cfg.max_changed_share:
+        return TOO_MANY_CHANGES, answer
+    if mode == "edit_only":
+        checks = arithmetic_checks(edited_step)
+        if checks is None:
+            return NO_CHECKABLE_ARITHMETIC, answer
+        return (ARITHMETIC_STILL_CHECKS if checks else None), answer
+    if answer is None or reference_answer is None:
+        return NO_FINAL_ANSWER, answer
+    same = answers_match(reference_answer, answer, timeout_seconds=verify_cfg.timeout_seconds)
+    if same is None:
+        return NO_FINAL_ANSWER, answer
+    return (ANSWER_STILL_RIGHT if same else None), answer
+
+
+def _step_check(plan: dict[str, Any], edited_step: str, *, cfg: RiseConfig) -> str | None:
+    """The checks an edited step fails before any continuation; None when it is worth continuing."""
+    start, end = plan["steps"][plan["step_index"]]
+    text = plan["text"]
+    edited = text[:start] + edited_step + text[end:]
+    reason = check_edit(chosen=text, rejected=edited, original_step=text[start:end], edited_step=edited_step,
+                        reference_answer=None, mode="edit_only", cfg=cfg, verify_cfg=VerifyConfig())[0]
+    return reason if reason not in (NO_CHECKABLE_ARITHMETIC, ARITHMETIC_STILL_CHECKS) else None
+
+
+def _edit_row(plan: dict[str, Any], *, editor: str, engine: str, mode: str, rejected: str | None,
+              edited_step: str | None, failed: str | None, cfg: RiseConfig, verify_cfg: VerifyConfig) -> dict[str, Any]:
+    """The edit's row; `failed` is the drop reason of an edit that produced no text."""
+    text, (start, end) = plan["text"], plan["steps"][plan["step_index"]]
+    original = text[start:end]
+    row = {k: plan[k] for k in ("edit_id", "solution_id", "prompt_id", "prompt", "source", "sample_id",
+                                 "engine", "answer", "reference_answer", "error_type", "step_index")}
+    row |= {"chosen_text": text, "editor": editor, "edit_engine": engine, "mode": mode,
+            "original_step": original, "edited_step": edited_step, "rejected_text": rejected,
+            "rejected_answer": None, "edit_span": None, "edit_diff": None, "changed_share": None}
+    if failed is not None:
+        return row | {"keep": False, "drop_reason": failed}
+    reason, answer = check_edit(chosen=text, rejected=rejected, original_step=original, edited_step=edited_step,
+                                reference_answer=plan["reference_answer"], mode=mode, cfg=cfg, verify_cfg=verify_cfg)
+    return row | {"rejected_answer": answer, "edit_span": edit_span(original, edited_step, start),
+                  "edit_diff": token_diff(text, rejected), "changed_share": changed_share(original, edited_step),
+                  "keep": reason is None, "drop_reason": reason}
+
+
+# --- The editors ---
+
+
+def _edit_requests(plans: list[dict[str, Any]], *, cfg: RiseConfig) -> list[GenRequest]:
+    return [
+        GenRequest(
+            request_id=p["edit_id"],
+            messages=({"role": "user", "content": edit_prompt(p["question"], p["text"], p["steps"], p["step_index"], p["instruction"])},),
+            sampling=Sampling(n=1, temperature=cfg.temperature, max_tokens=cfg.max_tokens,
+                              seed=prompt_seed(cfg.seed, p["edit_id"]), regex=r"[^\n]+" if cfg.constrained else None),
+        )
+        for p in plans
+    ]
+
+
+def _partial(plan: dict[str, Any], edited: str) -> str:
+    start = plan["steps"][plan["step_index"]][0]
+    return plan["text"][:start] + edited + "\n"
+
+
+def _continue_requests(plans: list[dict[str, Any]], edits: dict[str, str], *, cfg: RiseConfig) -> list[GenRequest]:
+    return [
+        GenRequest(
+            request_id=f"{p['edit_id']}/continue",
+            messages=(*p["prompt"], {"role": "assistant", "content": _partial(p, edits[p["edit_id"]])}),
+            continue_final=True,
+            sampling=Sampling(n=1, temperature=cfg.temperature, max_tokens=cfg.continue_max_tokens,
+                              seed=prompt_seed(cfg.seed, f"{p['edit_id']}/continue")),
+        )
+        for p in plans
+        if p["edit_id"] in edits and _step_check(p, edits[p["edit_id"]], cfg=cfg) is None
+    ]
+
+
+def _first(result: GenResult) -> tuple[str | None, str | None]:
+    """(text, error) of a one-sample result."""
+    if result.error is not None or not result.completions:
+        return None, result.error or "no completion"
+    return result.completions[0].text, None
+
+
+def llm_edits(plans: list[dict[str, Any]], *, engine: Engine, cfg: RiseConfig, verify_cfg: VerifyConfig) -> list[dict[str, Any]]:
+    """Edit each planned step with the model (one batched call), then continue from the edits (a second)."""
+    edited: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    for result in engine.generate(_edit_requests(plans, cfg=cfg)):
+        text, error = _first(result)
+        if error is not None:
+            errors[result.request_id] = error
+        else:
+            edited[result.request_id] = parse_edit(text)
+    continuations: dict[str, str] = {}
+    if cfg.mode == "step_then_continue":
+        for result in engine.generate(_continue_requests(plans, edited, cfg=cfg)):
+            text, error = _first(result)
+            edit_id = result.request_id.removesuffix("/continue")
+            if error is not None:
+                errors[edit_id] = error
+            else:
+                continuations[edit_id] = text
+    rows = []
+    for p in plans:
+        edit, (start, end) = edited.get(p["edit_id"]), p["steps"][p["step_index"]]
+        if edit is None or p["edit_id"] in errors:
+            rejected = None
+        elif p["edit_id"] in continuations:
+            rejected = (_partial(p, edit) + continuations[p["edit_id"]].lstrip("\n")).rstrip()
+        else:  # edit_only, or an edit dropped before it was worth continuing
+            rejected = p["text"][:start] + edit + p["text"][end:]
+        rows.append(_edit_row(p, editor="llm", engine=engine.fingerprint, mode=cfg.mode, rejected=rejected,
+                              edited_step=edit, failed=f"{ENGINE_ERROR}: {errors[p['edit_id']]}" if p["edit_id"] in errors else None, cfg=cfg, verify_cfg=verify_cfg))
+    return rows
+
+
+def rule_edits(plans: list[dict[str, Any]], *, cfg: RiseConfig, verify_cfg: VerifyConfig) -> list[dict[str, Any]]:
+    """One rule-based edit per plan (its error type if the rules have it, else one they have); the step
+    is wherever a calculation could be changed so that the final answer moves."""
+    rows = []
+    for p in plans:
+        kinds = [p["error_type"]] if p["error_type"] in RULE_ERROR_TYPES else list(RULE_ERROR_TYPES)
+        rng = _seeded(cfg.seed, "rules", p["edit_id"])
+        rng.shuffle(kinds)
+        made = next((e for kind in kinds if (e := inject_error(
+            p["text"], p["steps"], error_type=kind, rng=rng, final_answer=extract_answer)) is not None), None)
+        if made is None:
+            rows.append(_edit_row(p, editor="rules", engine="rules", mode="rules", rejected=None, edited_step=None,
+                                  failed=NO_RULE_EDIT, cfg=cfg, verify_cfg=verify_cfg))
+            continue
+        plan = p | {"error_type": made.error_type, "step_index": made.step_index,
+                    "edit_id": p["edit_id"] if made.error_type == p["error_type"] else f"{p['solution_id']}:{made.error_type}"}
+        rows.append(_edit_row(plan, editor="rules", engine="rules", mode="rules", rejected=made.text,
+                              edited_step=made.step, failed=None, cfg=cfg, verify_cfg=verify_cfg))
+    return rows
+
+
+EDITS_SCHEMA = {
+    "edit_id": pl.String, "solution_id": pl.String, "prompt_id": pl.String, "source": pl.String,
+    "sample_id": pl.String, "engine": pl.String, "answer": pl.String, "reference_answer": pl.String,
+    "error_type": pl.String, "step_index": pl.Int32, "chosen_text": pl.String, "editor": pl.String,
+    "edit_engine": pl.String, "mode": pl.String, "original_step": pl.String, "edited_step": pl.String,
+    "rejected_text": pl.String, "rejected_answer": pl.String, "edit_span": SPAN, "edit_diff": DIFF,
+    "changed_share": pl.Float64, "keep": pl.Boolean, "drop_reason": pl.String,
+}
+
+
+def inject(
+    samples: pl.DataFrame, prompts: pl.DataFrame, *, engine: Engine | None, cfg: RiseConfig, verify_cfg: VerifyConfig
+) -> pl.DataFrame:
+    """Every edit of every chosen solution, kept or dropped with its reason (see the module docstring)."""
+    chosen = solutions(samples, prompts, cfg=cfg)
+    plans = plan_edits(chosen, cfg=cfg)
+    if cfg.editor == "rules":
+        rows = rule_edits(plans, cfg=cfg, verify_cfg=verify_cfg)
+    else:
+        if engine is None:
+            raise ValueError("rise: editor 'llm' needs an engine")
+        rows = llm_edits(plans, engine=engine, cfg=cfg, verify_cfg=verify_cfg) if plans else []
+        if cfg.rules_fallback:
+            kept = {r["solution_id"] for r in rows if r["keep"]}
+            first = {}
+            for p in plans:
+                first.setdefault(p["solution_id"], p)
+            rows += rule_edits([p for sid, p in first.items() if sid not in kept], cfg=cfg, verify_cfg=verify_cfg)
+    schema = EDITS_SCHEMA | {"prompt": samples.schema["prompt"]}
+    return pl.DataFrame(rows, schema=schema).select(list(schema))
+
+
+# --- Pairs ---
+
+RISE_COLUMNS = ("error_type", "edited_step", "edit_span", "edit_diff", "changed_share")
+
+
+def rise_pairs(edits: pl.DataFrame, *, votes: pl.DataFrame | None = None) -> pl.DataFrame:
+    """(original, kept edit) pairs with strategy `rise`: chosen scores 1, rejected 0."""
+    rows = []
+    for e in edits.filter(pl.col("keep")).iter_rows(named=True):
+        chosen = {"text": e["chosen_text"], "sample_id": e["sample_id"], "answer": e["answer"], "logprob": None,
+                  "score": 1.0, "engine": e["engine"], "version": None}
+        rejected = {"text": e["rejected_text"], "sample_id": e["edit_id"], "answer": e["rejected_answer"],
+                    "logprob": None, "score": 0.0, "engine": e["edit_engine"], "version": None}
+        row = pair_row(e, chosen, rejected, source=e["source"])
+        rows.append(row | {"prompt": e["prompt"], "error_type": e["error_type"], "edited_step": e["step_index"],
+                           "edit_span": e["edit_span"], "edit_diff": e["edit_diff"], "changed_share": e["changed_share"]})
+    if not rows:
+        return pl.DataFrame(schema={"prompt_id": pl.String, "keep": pl.Boolean, "strategy": pl.String})
+    frame = pl.DataFrame(rows, infer_schema_length=None).with_columns(
+        pl.col("edited_step").cast(pl.Int32), pl.col("edit_span").cast(SPAN), pl.col("edit_diff").cast(DIFF)
+    )
+    return finish_pairs(frame, votes=votes, strategy="rise")
+
+
+def mix_pairs(outcomes: pl.DataFrame, rise: pl.DataFrame, *, ratio: float | None) -> pl.DataFrame:
+    """Sampled pair outcomes plus RISE pairs, at most `ratio` RISE pairs per kept sampled pair (the
+    others `over_ratio`, picked by a hash of the pair id so the choice is stable); curriculum re-ranked."""
+    if not rise.height:
+        return outcomes
+    if ratio is not None:
+        allowed = int(ratio * int(outcomes["keep"].sum()))
+        ranked = sorted(rise["pair_id"], key=lambda pid: hashlib.sha256(pid.encode()).hexdigest())
+        over = pl.col("pair_id").is_in(ranked[allowed:])
+        rise = rise.with_columns(
+            keep=pl.col("keep") & ~over,
+            drop_reason=pl.when(over).then(pl.lit(OVER_RATIO)).otherwise(pl.col("drop_reason")),
+        )
+    return rank_curriculum(pl.concat([outcomes, rise], how="diagonal_relaxed"))
