@@ -221,8 +221,14 @@ class RiseConfig(_Strict):
     """New tokens for the edited step."""
     continue_max_tokens: int = Field(256, ge=8)
     """New tokens for the continuation after the edited step (`step_then_continue`)."""
-    constrained: bool = True
-    """Guided decoding: the edit is one line, so a small model cannot wander off (vLLM engines)."""
+    constrained: Literal["off", "line", "template"] = "template"
+    """Guided decoding of the edit (vLLM engines): `line` keeps it to one line; `template` also keeps the
+    step's words, leaving the model only its numbers and operators to change, for the error types in
+    `template_types` (the others get `line`), so even a small model makes a minimal edit; `off`: free text."""
+    template_types: tuple[str, ...] = (
+        "change_number", "change_related_numbers", "wrong_substitution", "change_operator", "swap_terms",
+    )
+    """Error types that change only numbers and operators: the ones `constrained: template` applies to."""
     seed: int = 777
     ratio: float | None = Field(1.0, ge=0)
     """At most this many RISE pairs per kept sampled pair (the rest dropped as `over_ratio`); null: all."""

@@ -133,6 +133,31 @@ def edit_prompt(question: str, text: str, steps: list[tuple[int, int]], k: int, 
     )
 
 
+_SLOT = re.compile(r"\d[\d,]*(?:\.\d+)?|(?<=[\d\s])[-+*/x×÷](?=\s*\$?\d)")
+
+
+def edit_regex(step: str, error_type: str, *, cfg: RiseConfig) -> str | None:
+    """The guided-decoding pattern of an edit: one line, or (`template`) the step with its numbers and
+    operators as the only free slots."""
+    if cfg.constrained == "off":
+        return None
+    if cfg.constrained == "line" or error_type not in cfg.template_types or not _SLOT.search(step):
+        return r"[^\n]+"
+    parts, last = [], 0
+    for m in _SLOT.finditer(step):
+        parts.append(_literal(step[last : m.start()]))
+        parts.append(r"\d{1,7}(?:,\d{3}){0,2}(?:\.\d{1,2})?" if m.group()[0].isdigit() else r"[-+*/x]")
+        last = m.end()
+    parts.append(_literal(step[last:]))
+    return "".join(parts)
+
+
+def _literal(text: str) -> str:
+    """`text` as a regex matching itself, escaping only metacharacters (guided-decoding engines read a
+    smaller regex dialect than Python's, without escaped spaces)."""
+    return re.sub(r"([\\.^$*+?{}\[\]|()])", r"\\\1", text)
+
+
 def parse_edit(output: str) -> str:
     """The edited step: the first non-empty line, without a `Step k:` label or wrapping quotes."""
     line = next((ln.strip() for ln in output.splitlines() if ln.strip()), "")
@@ -250,10 +275,15 @@ def _edit_requests(plans: list[dict[str, Any]], *, cfg: RiseConfig) -> list[GenR
             request_id=p["edit_id"],
             messages=({"role": "user", "content": edit_prompt(p["question"], p["text"], p["steps"], p["step_index"], p["instruction"])},),
             sampling=Sampling(n=1, temperature=cfg.temperature, max_tokens=cfg.max_tokens,
-                              seed=prompt_seed(cfg.seed, p["edit_id"]), regex=r"[^\n]+" if cfg.constrained else None),
+                              seed=prompt_seed(cfg.seed, p["edit_id"]), regex=edit_regex(_step(p), p["error_type"], cfg=cfg)),
         )
         for p in plans
     ]
+
+
+def _step(plan: dict[str, Any]) -> str:
+    start, end = plan["steps"][plan["step_index"]]
+    return plan["text"][start:end]
 
 
 def _partial(plan: dict[str, Any], edited: str) -> str:
