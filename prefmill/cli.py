@@ -114,6 +114,10 @@ def _print_summary(result: dict) -> None:
         table.add_row(name, str(value))
     if "pairs" in result["stats"]:
         _pair_rows(table, result["stats"]["samples"], result["stats"]["pairs"])
+    if "rise" in result["stats"]:
+        r = result["stats"]["rise"]
+        table.add_row("RISE edits kept", f"{r['kept']} of {r['edits']} ({', '.join(f'{k}={v}' for k, v in r['by_editor'].items()) or '-'})")
+        table.add_row("RISE edits dropped", ", ".join(f"{k}={v}" for k, v in r["dropped"].items()) or "-")
     console.print(table)
 
 

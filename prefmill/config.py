@@ -247,6 +247,8 @@ class RiseConfig(_Strict):
 
     @model_validator(mode="after")
     def _known_types(self) -> "RiseConfig":
+        from prefmill.tasks.arithmetic import RULE_ERROR_TYPES
+
         known = self.error_catalogue()
         unknown = [name for name in self.error_types or () if name not in known]
         if unknown:
@@ -254,6 +256,8 @@ class RiseConfig(_Strict):
                 f"rise.error_types: unknown {', '.join(map(repr, unknown))}; known: {', '.join(known)} "
                 "(add your own under rise.catalogue)"
             )
+        if self.editor == "rules" and not set(self.chosen_types()) & set(RULE_ERROR_TYPES):
+            raise ValueError(f"rise.editor 'rules' makes only {', '.join(RULE_ERROR_TYPES)}; rise.error_types has none of them")
         return self
 
     def error_catalogue(self) -> dict[str, str]:

@@ -26,14 +26,14 @@ from typing import Any
 import polars as pl
 
 from prefmill.config import RiseConfig, VerifyConfig
-from prefmill.engines.base import Engine, GenRequest, GenResult, Sampling
+from prefmill.engines.base import Completion, Engine, GenRequest, GenResult, Sampling
 from prefmill.schemas.tables import PAIRS
 from prefmill.schemas.validate import polars_schema
-from prefmill.tasks.arithmetic import RULE_ERROR_TYPES, arithmetic_checks, inject_error
+from prefmill.tasks.arithmetic import RULE_ERROR_TYPES, RuleEdit, arithmetic_checks, inject_error
 from prefmill.tasks.generate import prompt_seed
 from prefmill.tasks.pairs import finish_pairs, pair_row, rank_curriculum, reference_as_solution
 from prefmill.tasks.steps import SPAN, split_steps
-from prefmill.tasks.verify import answers_match, extract_answer, find_answer
+from prefmill.tasks.verify import extract_answer, find_answer, judge
 
 STAGE_VERSION = 1
 
@@ -77,16 +77,17 @@ def solutions(samples: pl.DataFrame, prompts: pl.DataFrame, *, cfg: RiseConfig) 
             rows.append({"solution_id": s["sample_id"], "prompt_id": s["prompt_id"], "prompt": s["prompt"],
                          "question": prompt["question"], "text": s["completion"], "source": "sample",
                          "sample_id": s["sample_id"], "engine": s["engine"], "answer": s["extracted"],
-                         "reference_answer": s["reference_answer"]})
+                         "reference_answer": s["reference_answer"], "annotated": None})
         if cfg.use_reference and correct.height < cfg.solutions_per_prompt and prompt["reference"]:
             reference = reference_as_solution(prompt["reference"])
             rows.append({"solution_id": f"{prompt['prompt_id']}-reference", "prompt_id": prompt["prompt_id"],
                          "prompt": group["prompt"][0], "question": prompt["question"], "text": reference,
                          "source": "reference", "sample_id": None, "engine": "reference",
-                         "answer": prompt["reference_answer"], "reference_answer": prompt["reference_answer"]})
+                         "answer": prompt["reference_answer"], "reference_answer": prompt["reference_answer"],
+                         "annotated": prompt["reference"]})
     schema = {"solution_id": pl.String, "prompt_id": pl.String, "prompt": samples.schema["prompt"],
               "question": pl.String, "text": pl.String, "source": pl.String, "sample_id": pl.String,
-              "engine": pl.String, "answer": pl.String, "reference_answer": pl.String}
+              "engine": pl.String, "answer": pl.String, "reference_answer": pl.String, "annotated": pl.String}
     return pl.DataFrame(rows, schema=schema)
 
 
@@ -105,6 +106,8 @@ def editable_steps(text: str) -> list[tuple[int, int]]:
 def plan_edits(solutions: pl.DataFrame, *, cfg: RiseConfig) -> list[dict[str, Any]]:
     """Per solution, `edits_per_solution` (error type, step) draws, seeded by the solution id."""
     types = cfg.chosen_types()
+    if cfg.editor == "rules":
+        types = {name: text for name, text in types.items() if name in RULE_ERROR_TYPES}
     plans = []
     for solution in solutions.iter_rows(named=True):
         steps = editable_steps(solution["text"])
@@ -212,10 +215,11 @@ def _admissions(text: str, phrases: tuple[str, ...]) -> int:
 
 def check_edit(
     *, chosen: str, rejected: str, original_step: str, edited_step: str, reference_answer: str | None,
-    mode: str, cfg: RiseConfig, verify_cfg: VerifyConfig,
+    mode: str, cfg: RiseConfig, verify_cfg: VerifyConfig, truncated: bool = False,
 ) -> tuple[str | None, str | None]:
-    """(drop_reason or None, the rejected text's final answer)."""
-    answer = find_answer(rejected)[0]
+    """(drop_reason or None, the rejected text's final answer); `truncated`: the continuation hit max_tokens."""
+    answer, correct, verify_error = judge(rejected, reference_answer, truncated=truncated,
+                                          timeout_seconds=verify_cfg.timeout_seconds)
     if not edited_step.strip():
         return EMPTY_EDIT, answer
     if " ".join(edited_step.split()) == " ".join(original_step.split()):
@@ -229,12 +233,9 @@ def check_edit(
         if checks is None:
             return NO_CHECKABLE_ARITHMETIC, answer
         return (ARITHMETIC_STILL_CHECKS if checks else None), answer
-    if answer is None or reference_answer is None:
+    if verify_error is not None:  # no answer, cut off mid-work, unparsable, or no reference to compare with
         return NO_FINAL_ANSWER, answer
-    same = answers_match(reference_answer, answer, timeout_seconds=verify_cfg.timeout_seconds)
-    if same is None:
-        return NO_FINAL_ANSWER, answer
-    return (ANSWER_STILL_RIGHT if same else None), answer
+    return (ANSWER_STILL_RIGHT if correct else None), answer
 
 
 def _step_check(plan: dict[str, Any], edited_step: str, *, cfg: RiseConfig) -> str | None:
@@ -248,7 +249,8 @@ def _step_check(plan: dict[str, Any], edited_step: str, *, cfg: RiseConfig) -> s
 
 
 def _edit_row(plan: dict[str, Any], *, editor: str, engine: str, mode: str, rejected: str | None,
-              edited_step: str | None, failed: str | None, cfg: RiseConfig, verify_cfg: VerifyConfig) -> dict[str, Any]:
+              edited_step: str | None, failed: str | None, cfg: RiseConfig, verify_cfg: VerifyConfig,
+              truncated: bool = False) -> dict[str, Any]:
     """The edit's row; `failed` is the drop reason of an edit that produced no text."""
     text, (start, end) = plan["text"], plan["steps"][plan["step_index"]]
     original = text[start:end]
@@ -260,7 +262,8 @@ def _edit_row(plan: dict[str, Any], *, editor: str, engine: str, mode: str, reje
     if failed is not None:
         return row | {"keep": False, "drop_reason": failed}
     reason, answer = check_edit(chosen=text, rejected=rejected, original_step=original, edited_step=edited_step,
-                                reference_answer=plan["reference_answer"], mode=mode, cfg=cfg, verify_cfg=verify_cfg)
+                                reference_answer=plan["reference_answer"], mode=mode, cfg=cfg, verify_cfg=verify_cfg,
+                                truncated=truncated)
     return row | {"rejected_answer": answer, "edit_span": edit_span(original, edited_step, start),
                   "edit_diff": token_diff(text, rejected), "changed_share": changed_share(original, edited_step),
                   "keep": reason is None, "drop_reason": reason}
@@ -305,11 +308,11 @@ def _continue_requests(plans: list[dict[str, Any]], edits: dict[str, str], *, cf
     ]
 
 
-def _first(result: GenResult) -> tuple[str | None, str | None]:
-    """(text, error) of a one-sample result."""
+def _first(result: GenResult) -> tuple[Completion | None, str | None]:
+    """(the sample, error) of a one-sample result."""
     if result.error is not None or not result.completions:
         return None, result.error or "no completion"
-    return result.completions[0].text, None
+    return result.completions[0], None
 
 
 def llm_edits(plans: list[dict[str, Any]], *, engine: Engine, cfg: RiseConfig, verify_cfg: VerifyConfig) -> list[dict[str, Any]]:
@@ -317,50 +320,72 @@ def llm_edits(plans: list[dict[str, Any]], *, engine: Engine, cfg: RiseConfig, v
     edited: dict[str, str] = {}
     errors: dict[str, str] = {}
     for result in engine.generate(_edit_requests(plans, cfg=cfg)):
-        text, error = _first(result)
+        sample, error = _first(result)
         if error is not None:
             errors[result.request_id] = error
         else:
-            edited[result.request_id] = parse_edit(text)
-    continuations: dict[str, str] = {}
-    if cfg.mode == "step_then_continue":
-        for result in engine.generate(_continue_requests(plans, edited, cfg=cfg)):
-            text, error = _first(result)
+            edited[result.request_id] = parse_edit(sample.text)
+    continuations: dict[str, Completion] = {}
+    if cfg.mode == "step_then_continue" and (requests := _continue_requests(plans, edited, cfg=cfg)):
+        for result in engine.generate(requests):
+            sample, error = _first(result)
             edit_id = result.request_id.removesuffix("/continue")
             if error is not None:
                 errors[edit_id] = error
             else:
-                continuations[edit_id] = text
+                continuations[edit_id] = sample
     rows = []
     for p in plans:
         edit, (start, end) = edited.get(p["edit_id"]), p["steps"][p["step_index"]]
+        continued = continuations.get(p["edit_id"])
         if edit is None or p["edit_id"] in errors:
             rejected = None
-        elif p["edit_id"] in continuations:
-            rejected = (_partial(p, edit) + continuations[p["edit_id"]].lstrip("\n")).rstrip()
+        elif continued is not None:
+            rejected = (_partial(p, edit) + continued.text.lstrip("\n")).rstrip()
         else:  # edit_only, or an edit dropped before it was worth continuing
             rejected = p["text"][:start] + edit + p["text"][end:]
+        failed = f"{ENGINE_ERROR}: {errors[p['edit_id']]}" if p["edit_id"] in errors else None
         rows.append(_edit_row(p, editor="llm", engine=engine.fingerprint, mode=cfg.mode, rejected=rejected,
-                              edited_step=edit, failed=f"{ENGINE_ERROR}: {errors[p['edit_id']]}" if p["edit_id"] in errors else None, cfg=cfg, verify_cfg=verify_cfg))
+                              edited_step=edit, failed=failed, cfg=cfg, verify_cfg=verify_cfg,
+                              truncated=continued is not None and continued.finish_reason == "length"))
     return rows
 
 
+def _rule_edit(plan: dict[str, Any], error_type: str, rng: random.Random) -> RuleEdit | None:
+    """A rule-based edit of the solution; a GSM8K reference is edited with its `<<a op b=c>>` annotations,
+    which show every calculation, and shown without them, as its chosen side is."""
+    annotated = plan["annotated"]
+    steps = editable_steps(annotated) if annotated else plan["steps"]
+    if not annotated or len(steps) != len(plan["steps"]):
+        return inject_error(plan["text"], plan["steps"], error_type=error_type, rng=rng, final_answer=extract_answer)
+    made = inject_error(annotated, steps, error_type=error_type, rng=rng, final_answer=extract_answer)
+    if made is None:
+        return None
+    return RuleEdit(reference_as_solution(made.text), made.step_index, made.error_type, reference_as_solution(made.step))
+
+
 def rule_edits(plans: list[dict[str, Any]], *, cfg: RiseConfig, verify_cfg: VerifyConfig) -> list[dict[str, Any]]:
-    """One rule-based edit per plan (its error type if the rules have it, else one they have); the step
-    is wherever a calculation could be changed so that the final answer moves."""
+    """One rule-based edit per plan: its error type first if the rules have it, then the other rule types
+    (with `editor: rules`, only those `error_types` names), never one a solution already has; the step is
+    wherever a calculation could be changed so that the final answer moves."""
+    chosen = cfg.chosen_types()
+    allowed = [t for t in RULE_ERROR_TYPES if cfg.editor == "llm" or t in chosen]
+    made_types: dict[str, set[str]] = {}
     rows = []
     for p in plans:
-        kinds = [p["error_type"]] if p["error_type"] in RULE_ERROR_TYPES else list(RULE_ERROR_TYPES)
+        done = made_types.setdefault(p["solution_id"], set())
         rng = _seeded(cfg.seed, "rules", p["edit_id"])
-        rng.shuffle(kinds)
-        made = next((e for kind in kinds if (e := inject_error(
-            p["text"], p["steps"], error_type=kind, rng=rng, final_answer=extract_answer)) is not None), None)
+        others = [t for t in allowed if t != p["error_type"] and t not in done]
+        rng.shuffle(others)
+        kinds = [p["error_type"]] * (p["error_type"] in allowed and p["error_type"] not in done) + others
+        made = next((e for kind in kinds if (e := _rule_edit(p, kind, rng)) is not None), None)
         if made is None:
-            rows.append(_edit_row(p, editor="rules", engine="rules", mode="rules", rejected=None, edited_step=None,
-                                  failed=NO_RULE_EDIT, cfg=cfg, verify_cfg=verify_cfg))
+            rows.append(_edit_row(p | {"edit_id": f"{p['edit_id']}:no-rule"}, editor="rules", engine="rules", mode="rules",
+                                  rejected=None, edited_step=None, failed=NO_RULE_EDIT, cfg=cfg, verify_cfg=verify_cfg))
             continue
+        done.add(made.error_type)
         plan = p | {"error_type": made.error_type, "step_index": made.step_index,
-                    "edit_id": p["edit_id"] if made.error_type == p["error_type"] else f"{p['solution_id']}:{made.error_type}"}
+                    "edit_id": f"{p['solution_id']}:{made.error_type}:rules"}
         rows.append(_edit_row(plan, editor="rules", engine="rules", mode="rules", rejected=made.text,
                               edited_step=made.step, failed=None, cfg=cfg, verify_cfg=verify_cfg))
     return rows

@@ -179,3 +179,40 @@ def test_full_recipe_two_iterations_on_scripted_policy_and_judge(tmp_path, gsm8k
     assert versions["parent"] == "v0001"
     votes = run_query(store, "select count(*) from votes where version = 'v0001'").item()
     assert votes == first["stats"]["votes"]["prompts"]
+
+
+def test_rise_pairs_join_the_version_with_error_type_and_edit_span(tmp_path, gsm8k_test):
+    """RISE on the scripted engine: it edits a step (sometimes badly: admitting the error, changing
+    nothing, rewriting the step), continues from the edit, and the kept edits become `rise` pairs."""
+    base = {
+        "dataset": "flow-rise",
+        "source": {"path": str(gsm8k_test.parent / "train.jsonl"), "limit": 20},
+        "engine": {"kind": "scripted", "p_error": 0.4},
+        "generate": {"n": 4},
+        "rise": {"enabled": True, "edits_per_solution": 2, "use_reference": True, "ratio": None},
+    }
+    store = tmp_path / "store"
+
+    version = preference(config=validate_config(base).model_dump(mode="json"), store=str(store))
+
+    rise = version["stats"]["rise"]
+    assert rise["edits"] == rise["kept"] + sum(rise["dropped"].values())
+    assert sum(t["edits"] for t in rise["by_error_type"].values()) == rise["edits"]
+    assert rise["kept"] > 0 and rise["pairs"] == rise["kept"] and rise["over_ratio"] == 0
+    assert set(rise["dropped"]) <= {"admits_error", "unchanged", "too_many_changes", "no_rule_edit"}
+    assert rise["dropped"].get("admits_error", 0) > 0  # the scripted editor's bad edits were caught
+    rows = run_query(store, "select error_type, edited_step, edit_span, chosen, rejected, edit_diff from pairs "
+                            "where strategy = 'rise'").rows()
+    assert len(rows) == rise["pairs"]
+    for error_type, step, span, chosen, rejected, diff in rows:
+        text = rejected[0]["content"]
+        assert error_type in rise["by_error_type"] and step >= 0 and diff
+        assert 0 <= span["start"] < span["end"] <= len(text) and text != chosen[0]["content"]
+    sampled = run_query(store, "select count(*) from pairs where strategy = 'verified_vs_incorrect'").item()
+    assert sampled + rise["pairs"] == version["stats"]["pairs"]["pairs"]
+
+    capped = preference(config=validate_config(base | {"rise": base["rise"] | {"ratio": 0.5}}).model_dump(mode="json"),
+                        store=str(store))
+
+    assert capped["stats"]["rise"]["pairs"] == int(0.5 * sampled)
+    assert capped["stats"]["rise"]["over_ratio"] == rise["kept"] - int(0.5 * sampled)

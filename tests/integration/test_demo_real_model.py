@@ -27,8 +27,10 @@ def test_demo_run_publishes_queryable_version_and_rerun_hits_cache(tmp_path, rea
     assert result.exit_code == 0, result.output
     version_dir = store / demo_config.dataset / "v0001"
     assert result.output.strip().splitlines()[-1] == str(version_dir)
-    # One batched engine call per stage: generate, pointwise judge, pairwise judge.
-    assert real_engine.calls == calls_before + 3
+    # One batched engine call per stage: generate, pointwise judge, pairwise judge, RISE edits, and RISE
+    # continuations when an edit passed the step checks.
+    engine_calls = real_engine.calls - calls_before
+    assert engine_calls in (4, 5)
     manifest = json.loads((version_dir / "manifest.json").read_text())
     stats = manifest["stats"]
     n_prompts = demo_config.source.limit - stats["decontamination"]["dropped"]
@@ -66,6 +68,17 @@ def test_demo_run_publishes_queryable_version_and_rerun_hits_cache(tmp_path, rea
     assert row["prompt"][0]["role"] == "user" and row["chosen"][0]["role"] == "assistant"
     assert row["rejected"][0]["content"] != row["chosen"][0]["content"]
     assert row["strategy"] == demo_config.pairs.strategy and row["rejected_engine"] == real_engine.fingerprint
+    # RISE (on in the demo): the model edits one step of a correct solution (the reference, here); rule-based
+    # edits stand in where every model edit was dropped. Each pair says what was edited and where.
+    rise = stats["rise"]
+    assert rise["edits"] == rise["kept"] + sum(rise["dropped"].values()) and rise["pairs"] > 0
+    assert set(rise["by_editor"]) <= {"llm", "rules"} and sum(rise["by_editor"].values()) == rise["kept"]
+    rise_rows = [r for r in ds if r["strategy"] == "rise"]
+    assert len(rise_rows) == rise["pairs"] <= demo_config.rise.ratio * (len(ds) - len(rise_rows))
+    for r in rise_rows:
+        text, span = r["rejected"][0]["content"], r["edit_span"]
+        assert r["error_type"] and r["edited_step"] >= 0 and r["edit_diff"] and 0 <= span["start"] < span["end"] <= len(text)
+        assert r["chosen_source"] in ("reference", "sample") and r["rejected_engine"] in (real_engine.fingerprint, "rules")
     assert row["chosen_engine"] in (real_engine.fingerprint, "reference")
     assert row["margin"] == row["chosen_score"] - row["rejected_score"]
     # Pairwise judging ran in both orders on every pair it kept.
@@ -76,7 +89,7 @@ def test_demo_run_publishes_queryable_version_and_rerun_hits_cache(tmp_path, rea
     again = runner.invoke(app, ["run", str(DEMO), "--store", str(store)])
 
     assert again.exit_code == 0, again.output
-    assert real_engine.calls == calls_before + 3  # the second run never called the engine
+    assert real_engine.calls == calls_before + engine_calls  # the second run never called the engine
     assert "unchanged" in again.output
     assert sorted(p.name for p in (store / demo_config.dataset).iterdir()) == ["v0001"]
 
