@@ -13,15 +13,15 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
-_NUMBER = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
+NUMBER = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
 _OPERATOR = r"[-+*/x×÷]"
 # `2x3` and `2 x 3` multiply; `x` inside a word does not (the lookarounds keep it between numbers).
-_EXPRESSION = rf"\$?{_NUMBER}(?:\s*{_OPERATOR}\s*\$?{_NUMBER})+"
-_WRITTEN = re.compile(rf"(?<![\w.,$])({_EXPRESSION})\s*=\s*(\$?)({_NUMBER})(?!\d)")
-_ANNOTATED = re.compile(rf"<<({_EXPRESSION})=(\$?)({_NUMBER})>>")
-_TERM = re.compile(rf"(\$?)({_NUMBER})|({_OPERATOR})")
+_EXPRESSION = rf"\$?{NUMBER}(?:\s*{_OPERATOR}\s*\$?{NUMBER})+"
+_WRITTEN = re.compile(rf"(?<![\w.,$])({_EXPRESSION})\s*=\s*(\$?)({NUMBER})(?!\d)")
+_ANNOTATED = re.compile(rf"<<({_EXPRESSION})=(\$?)({NUMBER})>>")
+_TERM = re.compile(rf"(\$?)({NUMBER})|({_OPERATOR})")
 _ECHO = re.compile(rf"({_EXPRESSION})\s*=\s*\$?\s*$")  # "48/2 = " written before "<<48/2=24>>"
-_ANY_NUMBER = re.compile(rf"(?<![\w.])(\$?)({_NUMBER})(?!\d)")
+_ANY_NUMBER = re.compile(rf"(?<![\w.])(\$?)({NUMBER})(?!\d)")
 _TIMES, _DIVIDE = "*x×", "/÷"
 
 

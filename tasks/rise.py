@@ -9,7 +9,7 @@ edit really wrong?"; here the verifier decides, and an edit is kept only when
 - it does not admit the error ("wait", "mistake", ... from `rise.admission_phrases`),
 - it changes at most `rise.max_changed_share` of the edited step's tokens.
 
-Every edit stays a row with `keep` and the first `drop_reason` that applies. A kept edit records its
+Every edit stays a row with `keep` and the first `drop_reason` that applies (tasks.edit_checks). A kept edit records its
 error type, the edited step, the edit's character span in the rejected text and a token-level diff, so
 a trainer can weight the loss on the tokens that differ. A rule-based injector (tasks.arithmetic)
 edits where no model does (`editor: rules`) or where every model edit was dropped (`rules_fallback`).
@@ -17,7 +17,6 @@ edits where no model does (`editor: rules`) or where every model edit was droppe
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import random
 import re
@@ -29,28 +28,27 @@ from prefmill.config import RiseConfig, VerifyConfig
 from prefmill.engines.base import Completion, Engine, GenRequest, GenResult, Sampling
 from prefmill.schemas.tables import PAIRS
 from prefmill.schemas.validate import polars_schema
-from prefmill.tasks.arithmetic import RULE_ERROR_TYPES, RuleEdit, arithmetic_checks, inject_error
+from prefmill.tasks.arithmetic import NUMBER, RULE_ERROR_TYPES, RuleEdit, inject_error
+from prefmill.tasks.edit_checks import (
+    ARITHMETIC_STILL_CHECKS,
+    NO_CHECKABLE_ARITHMETIC,
+    changed_share,
+    check_edit,
+    edit_span,
+    token_diff,
+)
 from prefmill.tasks.generate import prompt_seed
 from prefmill.tasks.pairs import finish_pairs, pair_row, rank_curriculum, reference_as_solution
 from prefmill.tasks.steps import SPAN, split_steps
-from prefmill.tasks.verify import extract_answer, find_answer, judge
+from prefmill.tasks.verify import extract_answer, find_answer
 
 STAGE_VERSION = 1
 
-# drop_reason values, in the order they are checked.
+# drop_reason values besides the checks' (tasks.edit_checks).
 ENGINE_ERROR = "engine_error"
-EMPTY_EDIT = "empty_edit"
-UNCHANGED = "unchanged"
-ADMITS_ERROR = "admits_error"
-TOO_MANY_CHANGES = "too_many_changes"
-NO_FINAL_ANSWER = "no_final_answer"
-ANSWER_STILL_RIGHT = "answer_still_right"
-NO_CHECKABLE_ARITHMETIC = "no_checkable_arithmetic"  # edit_only: the edited step shows no calculation
-ARITHMETIC_STILL_CHECKS = "arithmetic_still_checks"  # edit_only
 NO_RULE_EDIT = "no_rule_edit"  # no calculation could be changed so that the final answer moves
 OVER_RATIO = "over_ratio"  # set when mixing with sampled pairs
 
-_TOKEN = re.compile(r"\d+(?:[.,]\d+)*|\w+|[^\w\s]")
 DIFF = polars_schema(PAIRS)["edit_diff"]
 
 
@@ -136,7 +134,7 @@ def edit_prompt(question: str, text: str, steps: list[tuple[int, int]], k: int, 
     )
 
 
-_SLOT = re.compile(r"\d[\d,]*(?:\.\d+)?|(?<=[\d\s])[-+*/x×÷](?=\s*\$?\d)")
+_SLOT = re.compile(rf"{NUMBER}|(?<=[\d\s])[-+*/x×÷](?=\s*\$?\d)")
 
 
 def edit_regex(step: str, error_type: str, *, cfg: RiseConfig) -> str | None:
@@ -166,76 +164,6 @@ def parse_edit(output: str) -> str:
     line = next((ln.strip() for ln in output.splitlines() if ln.strip()), "")
     line = re.sub(r"^[*_#>\s]*(?:new\s+)?step\s*\d+\s*[*_]*\s*[:.)]\s*[*_]*\s*", "", line, flags=re.IGNORECASE)
     return line.strip().strip("`\"'").strip()
-
-
-# --- What an edit changed ---
-
-
-def token_diff(chosen: str, rejected: str) -> list[dict[str, Any]]:
-    """Word-level differences as character spans in both texts (tokenizer-free: a trainer maps them
-    onto its own tokens with the tokenizer's offset mapping)."""
-    a, b = list(_TOKEN.finditer(chosen)), list(_TOKEN.finditer(rejected))
-    matcher = difflib.SequenceMatcher(None, [m.group() for m in a], [m.group() for m in b], autojunk=False)
-
-    def at(tokens, i, j, text):
-        if i < j:
-            return tokens[i].start(), tokens[j - 1].end()
-        position = tokens[i].start() if i < len(tokens) else len(text)
-        return position, position
-
-    hunks = []
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
-        if op == "equal":
-            continue
-        (cs, ce), (rs, re_) = at(a, i1, i2, chosen), at(b, j1, j2, rejected)
-        hunks.append({"op": op, "chosen_start": cs, "chosen_end": ce, "rejected_start": rs, "rejected_end": re_})
-    return hunks
-
-
-def changed_share(original: str, edited: str) -> float:
-    """Share of tokens not kept from `original` to `edited`, over the longer of the two."""
-    a, b = _TOKEN.findall(original), _TOKEN.findall(edited)
-    if not a and not b:
-        return 0.0
-    kept = sum(block.size for block in difflib.SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks())
-    return round(1 - kept / max(len(a), len(b)), 4)
-
-
-def edit_span(original: str, edited: str, offset: int) -> dict[str, int]:
-    """Where the edit is in the rejected text: from the first to the last changed token of the step."""
-    hunks = token_diff(original, edited)
-    if not hunks:
-        return {"start": offset, "end": offset}
-    return {"start": offset + hunks[0]["rejected_start"], "end": offset + hunks[-1]["rejected_end"]}
-
-
-def _admissions(text: str, phrases: tuple[str, ...]) -> int:
-    return sum(len(re.findall(rf"(?<!\w){re.escape(p)}(?!\w)", text, flags=re.IGNORECASE)) for p in phrases)
-
-
-def check_edit(
-    *, chosen: str, rejected: str, original_step: str, edited_step: str, reference_answer: str | None,
-    mode: str, cfg: RiseConfig, verify_cfg: VerifyConfig, truncated: bool = False,
-) -> tuple[str | None, str | None]:
-    """(drop_reason or None, the rejected text's final answer); `truncated`: the continuation hit max_tokens."""
-    answer, correct, verify_error = judge(rejected, reference_answer, truncated=truncated,
-                                          timeout_seconds=verify_cfg.timeout_seconds)
-    if not edited_step.strip():
-        return EMPTY_EDIT, answer
-    if " ".join(edited_step.split()) == " ".join(original_step.split()):
-        return UNCHANGED, answer
-    if _admissions(rejected, cfg.admission_phrases) > _admissions(chosen, cfg.admission_phrases):
-        return ADMITS_ERROR, answer
-    if changed_share(original_step, edited_step) > cfg.max_changed_share:
-        return TOO_MANY_CHANGES, answer
-    if mode == "edit_only":
-        checks = arithmetic_checks(edited_step)
-        if checks is None:
-            return NO_CHECKABLE_ARITHMETIC, answer
-        return (ARITHMETIC_STILL_CHECKS if checks else None), answer
-    if verify_error is not None:  # no answer, cut off mid-work, unparsable, or no reference to compare with
-        return NO_FINAL_ANSWER, answer
-    return (ANSWER_STILL_RIGHT if correct else None), answer
 
 
 def _step_check(plan: dict[str, Any], edited_step: str, *, cfg: RiseConfig) -> str | None:
@@ -424,9 +352,6 @@ def inject(
 
 
 # --- Pairs ---
-
-RISE_COLUMNS = ("error_type", "edited_step", "edit_span", "edit_diff", "changed_share")
-
 
 def rise_pairs(edits: pl.DataFrame, *, votes: pl.DataFrame | None = None) -> pl.DataFrame:
     """(original, kept edit) pairs with strategy `rise`: chosen scores 1, rejected 0."""

@@ -1,4 +1,4 @@
-"""tasks/rise.py: which edits RISE keeps and why, what a kept edit records, and how RISE pairs mix in."""
+"""tasks/rise.py and tasks/edit_checks.py: which edits RISE keeps and why, what a kept edit records, and how RISE pairs mix in."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from prefmill.engines.scripted_edits import asked_step, gsm8k_edit_policy
 from prefmill.errors import ConfigError
 from prefmill.schemas.tables import PAIRS
 from prefmill.schemas.validate import conform
-from prefmill.tasks import rise
+from prefmill.tasks import edit_checks, rise
 from tests.tasks.test_pairs import _prompts, _verified
 
 SOLUTION = "She sells 16 - 3 - 4 = 9 eggs.\nShe makes 9 * 2 = $18.\n#### 18"
@@ -25,7 +25,7 @@ VERIFY = VerifyConfig()
 
 def _check(rejected: str, edited_step: str, *, original_step: str = "She makes 9 * 2 = $18.", mode="step_then_continue",
            cfg: RiseConfig = RiseConfig()) -> str | None:
-    return rise.check_edit(chosen=SOLUTION, rejected=rejected, original_step=original_step, edited_step=edited_step,
+    return edit_checks.check_edit(chosen=SOLUTION, rejected=rejected, original_step=original_step, edited_step=edited_step,
                            reference_answer="18", mode=mode, cfg=cfg, verify_cfg=VERIFY)[0]
 
 
@@ -35,16 +35,16 @@ class TestFilters:
 
     def test_an_edit_that_admits_the_error_is_dropped(self):
         edited = "She makes 9 * 3 = $27, wait, that is a mistake."
-        assert _check(f"She sells 16 - 3 - 4 = 9 eggs.\n{edited}\n#### 27", edited) == rise.ADMITS_ERROR
+        assert _check(f"She sells 16 - 3 - 4 = 9 eggs.\n{edited}\n#### 27", edited) == edit_checks.ADMITS_ERROR
 
     def test_an_admission_in_the_continuation_counts_too(self):
         rejected = "She sells 16 - 3 - 4 = 9 eggs.\nShe makes 9 * 3 = $27.\nActually, 9 * 2 = 18.\n#### 27"
-        assert _check(rejected, "She makes 9 * 3 = $27.") == rise.ADMITS_ERROR
+        assert _check(rejected, "She makes 9 * 3 = $27.") == edit_checks.ADMITS_ERROR
 
     def test_phrases_the_original_already_uses_do_not_count(self):
         chosen = "Wait time is 16 - 3 - 4 = 9 minutes.\nShe makes 9 * 2 = $18.\n#### 18"
         rejected = "Wait time is 16 - 3 - 4 = 9 minutes.\nShe makes 9 * 3 = $27.\n#### 27"
-        reason = rise.check_edit(chosen=chosen, rejected=rejected, original_step="She makes 9 * 2 = $18.",
+        reason = edit_checks.check_edit(chosen=chosen, rejected=rejected, original_step="She makes 9 * 2 = $18.",
                                  edited_step="She makes 9 * 3 = $27.", reference_answer="18",
                                  mode="step_then_continue", cfg=RiseConfig(), verify_cfg=VERIFY)[0]
         assert reason is None
@@ -53,36 +53,36 @@ class TestFilters:
         edited = "She makes 9 * 3 = $27, hmm."
         rejected = f"She sells 16 - 3 - 4 = 9 eggs.\n{edited}\n#### 27"
         assert _check(rejected, edited) is None
-        assert _check(rejected, edited, cfg=RiseConfig(admission_phrases=("hmm",))) == rise.ADMITS_ERROR
+        assert _check(rejected, edited, cfg=RiseConfig(admission_phrases=("hmm",))) == edit_checks.ADMITS_ERROR
 
     def test_an_edit_that_leaves_the_answer_right_is_dropped(self):
         rejected = "She sells 16 - 3 - 4 = 9 eggs.\nShe makes 9 * 3 = $18.\n#### 18"
-        assert _check(rejected, "She makes 9 * 3 = $18.") == rise.ANSWER_STILL_RIGHT
+        assert _check(rejected, "She makes 9 * 3 = $18.") == edit_checks.ANSWER_STILL_RIGHT
 
     def test_an_over_long_edit_is_dropped(self):
         edited = "Each egg sells for two dollars so the ducks bring her 9 * 3 = $27."
         rejected = f"She sells 16 - 3 - 4 = 9 eggs.\n{edited}\n#### 27"
-        assert _check(rejected, edited) == rise.TOO_MANY_CHANGES
+        assert _check(rejected, edited) == edit_checks.TOO_MANY_CHANGES
         assert _check(rejected, edited, cfg=RiseConfig(max_changed_share=1.0)) is None
 
     def test_unchanged_and_empty_edits_are_dropped(self):
-        assert _check(SOLUTION, "She  makes 9 * 2 = $18.") == rise.UNCHANGED
-        assert _check(SOLUTION, "  ") == rise.EMPTY_EDIT
+        assert _check(SOLUTION, "She  makes 9 * 2 = $18.") == edit_checks.UNCHANGED
+        assert _check(SOLUTION, "  ") == edit_checks.EMPTY_EDIT
 
     def test_an_edit_without_a_final_answer_is_dropped(self):
         cut = "She sells 16 - 3 - 4 = 9 eggs.\nShe makes 9 * 3 = $27 and"
         assert _check(cut, "She makes 9 * 3 = $27.") is None  # a trailing number is an answer ...
-        assert rise.check_edit(chosen=SOLUTION, rejected=cut, original_step="She makes 9 * 2 = $18.",
+        assert edit_checks.check_edit(chosen=SOLUTION, rejected=cut, original_step="She makes 9 * 2 = $18.",
                                edited_step="She makes 9 * 3 = $27.", reference_answer="18", mode="step_then_continue",
-                               cfg=RiseConfig(), verify_cfg=VERIFY, truncated=True)[0] == rise.NO_FINAL_ANSWER  # ... unless cut off
+                               cfg=RiseConfig(), verify_cfg=VERIFY, truncated=True)[0] == edit_checks.NO_FINAL_ANSWER  # ... unless cut off
         assert _check("She sells 16 - 3 - 4 = 9 eggs.\nShe makes 9 * 3 = $27.\nShe is happy.", "She makes 9 * 3 = $27.") \
-            == rise.NO_FINAL_ANSWER
+            == edit_checks.NO_FINAL_ANSWER
 
     @pytest.mark.parametrize(
         ("edited", "reason"),
         [("She makes 9 * 2 = $20.", None),
-         ("She makes 9 * 3 = $27.", rise.ARITHMETIC_STILL_CHECKS),
-         ("She makes nine times two dollars.", rise.NO_CHECKABLE_ARITHMETIC)],
+         ("She makes 9 * 3 = $27.", edit_checks.ARITHMETIC_STILL_CHECKS),
+         ("She makes nine times two dollars.", edit_checks.NO_CHECKABLE_ARITHMETIC)],
     )
     def test_edit_only_keeps_an_edit_whose_arithmetic_no_longer_checks(self, edited, reason):
         rejected = f"She sells 16 - 3 - 4 = 9 eggs.\n{edited}\n#### 18"
@@ -94,19 +94,19 @@ class TestWhatAnEditRecords:
         chosen, rejected = SOLUTION, "She sells 16 - 3 - 4 = 9 eggs.\nShe makes 9 * 3 = $27.\n#### 27"
         offset = chosen.index("She makes")
 
-        span = rise.edit_span("She makes 9 * 2 = $18.", "She makes 9 * 3 = $27.", offset)
-        diff = rise.token_diff(chosen, rejected)
+        span = edit_checks.edit_span("She makes 9 * 2 = $18.", "She makes 9 * 3 = $27.", offset)
+        diff = edit_checks.token_diff(chosen, rejected)
 
         assert rejected[span["start"] : span["end"]] == "3 = $27"
         assert [(d["op"], chosen[d["chosen_start"]:d["chosen_end"]], rejected[d["rejected_start"]:d["rejected_end"]])
                 for d in diff] == [("replace", "2", "3"), ("replace", "18", "27"), ("replace", "18", "27")]
-        assert rise.changed_share("She makes 9 * 2 = $18.", "She makes 9 * 3 = $27.") == 0.2222  # 2 of 9 tokens
+        assert edit_checks.changed_share("She makes 9 * 2 = $18.", "She makes 9 * 3 = $27.") == 0.2222  # 2 of 9 tokens
 
     @given(st.text(alphabet="ab 12+=.\n", max_size=40), st.text(alphabet="ab 12+=.\n", max_size=40))
     def test_diff_hunks_rebuild_the_rejected_text(self, chosen, rejected):
         """Applying the hunks to `chosen` gives `rejected` up to whitespace between tokens."""
         out, last = [], 0
-        for d in rise.token_diff(chosen, rejected):  # hunks are whole tokens: keep them apart with spaces
+        for d in edit_checks.token_diff(chosen, rejected):  # hunks are whole tokens: keep them apart with spaces
             out.append(chosen[last : d["chosen_start"]])
             out.append(" " + rejected[d["rejected_start"] : d["rejected_end"]] + " ")
             last = d["chosen_end"]
@@ -188,7 +188,7 @@ class TestInject:
                               cfg=RiseConfig(rules_fallback=False), verify_cfg=VERIFY)
 
         assert edits.select("editor", "keep", "drop_reason").rows() == [
-            ("llm", False, rise.ADMITS_ERROR), ("rules", True, None)]
+            ("llm", False, edit_checks.ADMITS_ERROR), ("rules", True, None)]
         assert without["keep"].sum() == 0
 
     def test_edits_dropped_before_continuing_are_not_continued(self):
@@ -197,7 +197,7 @@ class TestInject:
 
         edits = rise.inject(samples, prompts, engine=engine, cfg=RiseConfig(rules_fallback=False), verify_cfg=VERIFY)
 
-        assert edits["drop_reason"].to_list() == [rise.UNCHANGED] and engine.calls == 1
+        assert edits["drop_reason"].to_list() == [edit_checks.UNCHANGED] and engine.calls == 1
 
     def test_editor_requests_carry_the_template_and_the_step(self):
         samples, prompts = _samples_and_prompts()
@@ -278,3 +278,21 @@ class TestConfig:
             RiseConfig(catalogue={"Off By One": "x"})
         with pytest.raises(ValueError, match="non-empty instruction"):
             RiseConfig(catalogue={"off_by_one": " "})
+
+
+class TestNothingToEdit:
+    def test_no_correct_solution_gives_no_edits_no_pairs_and_leaves_sampled_pairs_alone(self):
+        from prefmill.tasks.stats import rise_stats
+
+        samples, prompts = _samples_and_prompts(correct=False)
+        sampled = pl.DataFrame({"pair_id": ["s"], "keep": [True], "strategy": ["verified_vs_incorrect"]})
+
+        edits = rise.inject(samples, prompts, engine=_editor(), cfg=RiseConfig(), verify_cfg=VERIFY)
+        pairs = rise.rise_pairs(edits)
+
+        assert edits.height == 0 and pairs.height == 0
+        assert rise.mix_pairs(sampled, pairs, ratio=1.0).equals(sampled)
+        assert rise_stats(edits, sampled) == {
+            "solutions": 0, "edits": 0, "kept": 0, "kept_share": None, "dropped": {}, "by_error_type": {},
+            "by_editor": {}, "mean_changed_share": None, "pairs": 0, "over_ratio": 0,
+        }
