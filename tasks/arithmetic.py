@@ -20,8 +20,12 @@ _EXPRESSION = rf"\$?{NUMBER}(?:\s*{_OPERATOR}\s*\$?{NUMBER})+"
 _WRITTEN = re.compile(rf"(?<![\w.,$])({_EXPRESSION})\s*=\s*(\$?)({NUMBER})(?!\d)")
 _ANNOTATED = re.compile(rf"<<({_EXPRESSION})=(\$?)({NUMBER})>>")
 _TERM = re.compile(rf"(\$?)({NUMBER})|({_OPERATOR})")
-_ECHO = re.compile(rf"({_EXPRESSION})\s*=\s*\$?\s*$")  # "48/2 = " written before "<<48/2=24>>"
+_BEFORE_ANNOTATION = re.compile(r"=\s*\$?\s*$")  # "... = <<48/2=24>>" or "... = $<<...>>"
+_VISIBLE_OPERATOR = re.compile(r"(?<![A-Za-z])[-+*/×÷x](?![A-Za-z])")  # not the / of "snakes/jaguar"
 _ANY_NUMBER = re.compile(rf"(?<![\w.])(\$?)({NUMBER})(?!\d)")
+_ANY_ANNOTATION = re.compile(r"<<[^<>\n]*>>")
+_ANSWER_LINE = re.compile(r"(?m)^[^\S\n]*####.*$")
+MAX_TRIES = 300  # candidate changes per call: a long solution whose answer cannot move stays cheap
 _TIMES, _DIVIDE = "*x×", "/÷"
 
 
@@ -29,13 +33,20 @@ def parse_number(text: str) -> Fraction:
     return Fraction(text.replace(",", "").lstrip("$"))
 
 
+def _decimals(written: str) -> int:
+    return len(written.split(".")[1]) if "." in written else 0
+
+
 def format_number(value: Fraction, *, like: str = "") -> str:
-    """`value` written plainly: an integer, else at most 2 decimals; commas when `like` has them."""
+    """`value` written like `like`: as many decimals when they are exact ("$10.00"), else an integer or
+    at most 2 decimals; thousands commas when `like` has them."""
+    comma = "," if "," in like else ""
+    places = _decimals(like)
+    if places and (value * 10**places).denominator == 1:
+        return f"{float(value):{comma}.{places}f}"
     if value.denominator == 1:
-        whole = int(value)
-        return f"{whole:,}" if "," in like else str(whole)
-    text = f"{float(value):,.2f}" if "," in like else f"{float(value):.2f}"
-    return text.rstrip("0").rstrip(".")
+        return f"{int(value):{comma}}"
+    return f"{float(value):{comma}.2f}".rstrip("0").rstrip(".")
 
 
 def _terms(expression: str) -> tuple[list[Fraction], list[str]]:
@@ -65,11 +76,6 @@ def evaluate(numbers: list[Fraction], operators: list[str]) -> Fraction | None:
     return sum((s * v for s, v in zip(signs, sums)), Fraction(0))
 
 
-def _close(a: Fraction, b: Fraction) -> bool:
-    """Equal up to the rounding a solution writes (0.33 for 1/3)."""
-    return abs(a - b) <= Fraction(1, 100) * max(1, abs(b)) / 2 + Fraction(1, 200)
-
-
 @dataclass(frozen=True)
 class Calculation:
     """One calculation shown in a text: `expression = result` with its character spans."""
@@ -81,6 +87,15 @@ class Calculation:
     expression_span: tuple[int, int]
     result_span: tuple[int, int]
     annotated: bool
+    echo_numbers: tuple[tuple[int, int], ...] = ()
+    """An annotation's written copy before it on its line ("4 houses * 3 gnomes = <<4*3=12>>"): the
+    spans of its numbers, and of the operators between them (None where none shows)."""
+    echo_operators: tuple[tuple[int, int] | None, ...] = ()
+
+    @property
+    def begin(self) -> int:
+        """Where the calculation starts in the text, its written copy included."""
+        return self.echo_numbers[0][0] if self.echo_numbers else self.start
 
     @property
     def computed(self) -> Fraction | None:
@@ -92,21 +107,52 @@ class Calculation:
 
     @property
     def checks(self) -> bool | None:
-        """Whether the stated result is what the expression gives; None when it cannot be computed."""
+        """Whether the stated result is the expression's value, rounded as written (0.33 for 1/3);
+        None when it cannot be computed."""
         computed = self.computed
-        return None if computed is None else _close(computed, self.stated)
+        if computed is None:
+            return None
+        return abs(computed - self.stated) <= Fraction(1, 2 * 10 ** _decimals(self.result))
+
+
+def _kinds(operators: list[str]) -> list[str]:
+    return ["*" if op in _TIMES else "/" if op in _DIVIDE else op for op in operators]
+
+
+def _echo(text: str, m: re.Match[str]) -> tuple[tuple, tuple]:
+    """(number spans, operator spans) of annotation `m`'s written copy: the last numbers before the
+    `=` that precedes it on its line, since that line's previous `=` or annotation, when they are the
+    annotation's numbers in order; ((), ()) when there is no such copy."""
+    line_start = text.rfind("\n", 0, m.start()) + 1
+    equals = _BEFORE_ANNOTATION.search(text, line_start, m.start())
+    if equals is None:
+        return (), ()
+    body_start = max(line_start, text.rfind("=", line_start, equals.start()) + 1, text.rfind(">>", line_start, equals.start()) + 2)
+    real, real_operators = _terms(m.group(1))
+    found = list(_ANY_NUMBER.finditer(text, body_start, equals.start()))[-len(real):]
+    if len(found) != len(real) or [parse_number(n.group(2)) for n in found] != real:
+        return (), ()
+    operators = []
+    for a, b, op in zip(found, found[1:], real_operators):
+        shown = list(_VISIBLE_OPERATOR.finditer(text, a.end(), b.start()))
+        operators.append(shown[0].span() if len(shown) == 1 and _kinds([shown[0].group()]) == _kinds([op]) else None)
+    return tuple(n.span(2) for n in found), tuple(operators)
 
 
 def calculations(text: str) -> list[Calculation]:
-    """Every calculation in `text`, in order: annotations and written equations."""
-    found = [
-        Calculation(m.start(), m.end(), m.group(1), m.group(3), m.span(1), m.span(3), annotated=pattern is _ANNOTATED)
-        for pattern in (_ANNOTATED, _WRITTEN)
-        for m in pattern.finditer(text)
+    """Every calculation in `text`, in order: annotations (with their written copy) and written
+    equations (none inside an annotation, none that is an annotation's copy)."""
+    annotated = [
+        Calculation(m.start(), m.end(), m.group(1), m.group(3), m.span(1), m.span(3), True, *_echo(text, m))
+        for m in _ANNOTATED.finditer(text)
     ]
-    annotations = [(c.start, c.end) for c in found if c.annotated]
-    written = [c for c in found if not c.annotated and not any(s <= c.start < e for s, e in annotations)]
-    return sorted([c for c in found if c.annotated] + written, key=lambda c: c.start)
+    taken = [m.span() for m in _ANY_ANNOTATION.finditer(text)] + [(c.begin, c.start) for c in annotated]
+    written = [
+        Calculation(m.start(), m.end(), m.group(1), m.group(3), m.span(1), m.span(3), False)
+        for m in _WRITTEN.finditer(text)
+        if not any(s <= m.start() < e for s, e in taken)
+    ]
+    return sorted(annotated + written, key=lambda c: c.start)
 
 
 def arithmetic_checks(text: str) -> bool | None:
@@ -124,12 +170,13 @@ RULE_ERROR_TYPES = ("change_number", "change_operator", "swap_terms")
 
 
 def _rewritten(expression: str, numbers: list[Fraction], operators: list[str]) -> str:
-    """`expression` with its numbers and operators replaced in place, keeping spacing, `$` and commas."""
+    """`expression` with the numbers and operators that differ replaced in place; the rest as written."""
     out, last, n, o = [], 0, 0, 0
     for m in _TERM.finditer(expression):
         out.append(expression[last : m.start()])
         if m.group(2) is not None:
-            out.append(m.group(1) + format_number(numbers[n], like=m.group(2)))
+            same = parse_number(m.group(2)) == numbers[n]
+            out.append(m.group() if same else m.group(1) + format_number(numbers[n], like=m.group(2)))
             n += 1
         else:
             out.append(operators[o])
@@ -139,20 +186,21 @@ def _rewritten(expression: str, numbers: list[Fraction], operators: list[str]) -
     return "".join(out)
 
 
-def _nice(value: Fraction | None, original: Fraction) -> bool:
-    """A result a solution could plausibly write: non-negative when the original was, at most 2 decimals."""
-    if value is None or value == original or (original >= 0 and value < 0):
-        return False
-    return (value * 100).denominator == 1
+def _plausible(value: Fraction | None, original: Fraction) -> bool:
+    """A result a solution could write: non-negative when the original was, at most 2 decimals."""
+    return value is not None and not (original >= 0 > value) and (value * 100).denominator == 1
 
 
-def _perturbations(numbers: list[Fraction], operators: list[str], kind: str, rng: random.Random):
+def _perturbations(expression: str, kind: str, rng: random.Random):
     """Candidate (numbers, operators) after one change of `kind`, in a seeded order."""
+    numbers, operators = _terms(expression)
     if kind == "change_number":
+        # A decimal moves in its last place (0.75 -> 0.8), a whole number by 1-9.
+        units = [Fraction(1, 10 ** _decimals(m.group(2))) for m in _TERM.finditer(expression) if m.group(2)]
         options = [(i, d) for i in range(len(numbers)) for d in (*range(1, 10), *range(-9, 0))]
         rng.shuffle(options)
         for i, d in options:
-            value = numbers[i] + d
+            value = numbers[i] + d * units[i] * (5 if units[i] < 1 else 1)
             if value > 0:
                 yield numbers[:i] + [value] + numbers[i + 1 :], operators
     elif kind == "change_operator":
@@ -174,51 +222,106 @@ def _perturbations(numbers: list[Fraction], operators: list[str], kind: str, rng
         raise ValueError(f"rule-based injector: no rule for error type {kind!r}; rules: {', '.join(RULE_ERROR_TYPES)}")
 
 
-def _propagate(text: str, changes: dict[Fraction, Fraction]) -> str:
-    """`text` with every calculation fed a changed value recomputed and every changed value rewritten."""
-    out, last = [], 0
-    spans = [(c.start, c.end, c) for c in calculations(text)]
-    numbers = [(m.start(), m.end(), m) for m in _ANY_NUMBER.finditer(text)
-               if not any(s <= m.start() < e for s, e, _ in spans)]
-    for start, end, item in sorted(spans + numbers, key=lambda t: t[0]):
-        out.append(text[last:start])
-        last = end
-        if isinstance(item, Calculation):
-            numbers_in, operators = _terms(item.expression)
-            fed = [changes.get(v, v) for v in numbers_in]
-            stated = item.stated
-            computed = evaluate(fed, operators)
-            if fed != numbers_in and item.checks and computed is not None and computed != stated:
-                changes.setdefault(stated, computed)
-            new_result = changes.get(stated, stated)
-            expression = _rewritten(item.expression, fed, operators)
-            result = format_number(new_result, like=item.result)
-            segment = text[start:end]
-            e0, e1 = item.expression_span[0] - start, item.expression_span[1] - start
-            r0, r1 = item.result_span[0] - start, item.result_span[1] - start
-            out.append(segment[:e0] + expression + segment[e1:r0] + result + segment[r1:])
+class _Unclear(Exception):
+    """The change cannot be carried through unambiguously: a changed value also stands for something
+    else in the text, a later calculation divides by zero, or an amount turns negative."""
+
+
+def _on_answer_line(text: str, position: int) -> bool:
+    line_start = text.rfind("\n", 0, position) + 1
+    return text[line_start:position].lstrip().startswith("####")
+
+
+def _rewrite(text: str, calc: Calculation, numbers: list[Fraction], operators: list[str], result: Fraction) -> str:
+    """`text[calc.begin:calc.end]` with the calculation's numbers, operators and result changed, its
+    written copy (in the copy's own operator symbols) too; what did not change stays as written."""
+    out, position = [], calc.begin
+    old_numbers, old_operators = _terms(calc.expression)
+    shown_times = next((text[s:e] for s, e in filter(None, calc.echo_operators) if text[s:e] in _TIMES), "*")
+    parts = [(span, old, new, False) for span, old, new in zip(calc.echo_numbers, old_numbers, numbers)]
+    parts += [(span, old, new, True) for span, old, new in zip(calc.echo_operators, old_operators, operators)]
+    for span, old, new, is_operator in sorted((p for p in parts if p[0] is not None), key=lambda p: p[0][0]):
+        out.append(text[position : span[0]])
+        written = text[span[0] : span[1]]
+        if not is_operator:
+            out.append(written if old == new else format_number(new, like=written))
         else:
-            value = parse_number(item.group(2))
-            out.append(item.group(1) + format_number(changes[value], like=item.group(2)) if value in changes else item.group())
-    out.append(text[last:])
+            out.append(written if _kinds([old]) == _kinds([new]) else shown_times if new in _TIMES else new)
+        position = span[1]
+    if any(span is None and _kinds([old]) != _kinds([new])
+           for span, old, new in zip(calc.echo_operators, old_operators, operators)):
+        raise _Unclear  # the changed operator does not show in the written copy
+    out.append(text[position : calc.expression_span[0]])
+    shown = calc.result if result == calc.stated else format_number(result, like=calc.result)
+    out += [_rewritten(calc.expression, numbers, operators), text[calc.expression_span[1] : calc.result_span[0]],
+            shown, text[calc.result_span[1] : calc.end]]
     return "".join(out)
 
 
-def _echo_rewritten(step: str, calc: Calculation, numbers: list[Fraction], operators: list[str]) -> tuple[str, int]:
-    """(`step` with the written copy of an annotated calculation, "48/2 = <<48/2=24>>", changed like the
-    annotation so text and annotation agree; how far that moved the annotation)."""
-    if not calc.annotated or not (echo := _ECHO.search(step[: calc.start])):
-        return step, 0
-    shown_numbers, shown_operators = _terms(echo.group(1))
-    old_numbers, old_operators = _terms(calc.expression)
-    kind = lambda op: "*" if op in _TIMES else "/" if op in _DIVIDE else op  # noqa: E731
-    if shown_numbers != old_numbers or [kind(o) for o in shown_operators] != [kind(o) for o in old_operators]:
-        return step, 0
-    times = next((o for o in shown_operators if o in _TIMES), "*")
-    divide = next((o for o in shown_operators if o in _DIVIDE), "/")
-    styled = [times if o in _TIMES else divide if o in _DIVIDE else o for o in operators]
-    rewritten = _rewritten(echo.group(1), numbers, styled)
-    return step[: echo.start(1)] + rewritten + step[echo.end(1) :], len(rewritten) - len(echo.group(1))
+@dataclass(frozen=True)
+class _Change:
+    """The injected change: the calculation starting at `start` gets these numbers and operators."""
+
+    start: int
+    numbers: list[Fraction]
+    operators: list[str]
+
+
+def _propagate(text: str, changes: dict[Fraction, Fraction], *, begin: int = 0, change: _Change | None = None) -> str:
+    """`text[begin:]` with `change` applied, every calculation fed a changed value recomputed (new
+    values join `changes`: old -> new) and the copies of a changed result rewritten; raises `_Unclear`.
+
+    Line by line: a number on a line whose calculation changed that value is a copy of its result
+    ("He eats 32 ... because 2 x 16 = 32", ">>32"); so is the `####` answer. The same number anywhere
+    else ("Each pen costs $5" after a result of 5) may be another quantity: unclear.
+    """
+    calcs = [c for c in calculations(text) if c.begin >= begin]
+    out = []
+    position = begin
+    for line in re.finditer(r"[^\n]*\n?", text[begin:]):
+        line_start, line_end = begin + line.start(), begin + line.end()
+        if line_start == line_end:
+            break
+        here = [c for c in calcs if line_start <= c.begin < line_end]
+        produced: set[Fraction] = set()
+        rewritten: dict[int, str] = {}
+        for c in here:
+            numbers, operators = _terms(c.expression)
+            fed, ops = ([*change.numbers], [*change.operators]) if change and c.start == change.start else (
+                [changes.get(v, v) for v in numbers], operators)
+            result = c.stated
+            if (fed, ops) != (numbers, operators):
+                if not c.checks:
+                    raise _Unclear
+                result = evaluate(fed, ops)
+                if result is None or c.stated >= 0 > result:
+                    raise _Unclear
+                if result != c.stated:
+                    changes.setdefault(c.stated, result)
+                    produced.add(c.stated)
+            elif c.stated in changes:  # an untouched calculation giving a changed value: two meanings
+                raise _Unclear
+            rewritten[c.begin] = _rewrite(text, c, fed, ops, result)
+        spans = [(c.begin, c.end) for c in here]
+        plain = [m for m in _ANY_NUMBER.finditer(text, line_start, line_end)
+                 if not any(s <= m.start() < e for s, e in spans)]
+        items = sorted([(c.begin, c.end, rewritten[c.begin]) for c in here] + [(m.start(), m.end(), m) for m in plain],
+                       key=lambda item: item[0])
+        for start, end, item in items:
+            out.append(text[position:start])
+            position = end
+            if isinstance(item, str):
+                out.append(item)
+                continue
+            value = parse_number(item.group(2))
+            if value not in changes:
+                out.append(item.group())
+            elif value in produced or _on_answer_line(text, start):
+                out.append(item.group(1) + format_number(changes[value], like=item.group(2)))
+            else:
+                raise _Unclear
+    out.append(text[position:])
+    return "".join(out)
 
 
 @dataclass(frozen=True)
@@ -232,6 +335,11 @@ class RuleEdit:
     step: str
 
 
+def _given(text: str) -> set[Fraction]:
+    """Every number written in `text`."""
+    return {parse_number(m.group(2)) for m in _ANY_NUMBER.finditer(text)}
+
+
 def inject_error(
     text: str,
     steps: list[tuple[int, int]],
@@ -243,34 +351,39 @@ def inject_error(
     """Change one calculation of one step by `error_type` and recompute everything after it.
 
     `steps` are the text's step spans (tasks.steps.split_steps). Steps and calculations are tried in
-    a seeded order; the first change that moves the final answer (`final_answer(text)`, compared as
-    strings) wins; whole results are tried before decimals, and a final answer never turns negative.
-    None when no calculation can be changed so that the final answer moves.
+    a seeded order, at most `MAX_TRIES` changes; the first that moves the final answer
+    (`final_answer(text)`, compared as strings) and can be carried through unambiguously wins. Whole
+    results are tried before decimals; no amount turns negative. A calculation whose result is also a
+    number written before it is not changed (which of them would later steps use?). None when no
+    calculation can be changed so.
     """
     answer_of = final_answer or (lambda t: t)
     before = answer_of(text)
     order = list(range(len(steps)))
     rng.shuffle(order)
+    tries = 0
     for k in order:
         start, end = steps[k]
         for calc in calculations(text[start:end]):
-            if not calc.checks:
+            if not calc.checks or calc.stated in _given(_ANY_ANNOTATION.sub("", text[:start])):
                 continue
-            numbers, operators = _terms(calc.expression)
-            options = [(n, o, evaluate(n, o)) for n, o in _perturbations(numbers, operators, error_type, rng)]
-            options = [option for option in options if _nice(option[2], calc.stated)]
+            options = [(n, o, evaluate(n, o)) for n, o in _perturbations(calc.expression, error_type, rng)]
+            options = [option for option in options if option[2] != calc.stated and _plausible(option[2], calc.stated)]
             # A whole result where the original was whole is the subtler error: try those first.
             options.sort(key=lambda option: calc.stated.denominator == 1 and option[2].denominator != 1)
             for new_numbers, new_operators, result in options:
-                step = text[start:end]
-                changes = {calc.stated: result}
-                step, shift = _echo_rewritten(step, calc, new_numbers, new_operators)
-                (e0, e1), (r0, r1) = ((i + shift for i in span) for span in (calc.expression_span, calc.result_span))
-                edited = (
-                    step[:e0] + _rewritten(calc.expression, new_numbers, new_operators) + step[e1:r0]
-                    + format_number(result, like=calc.result) + _propagate(step[r1:], changes)
-                )
-                candidate = text[:start] + edited + _propagate(text[end:], changes)
+                tries += 1
+                if tries > MAX_TRIES:
+                    return None
+                if calc.annotated and not calc.echo_numbers:
+                    break  # only the hidden annotation would change: the error's kind would not show
+                changes: dict[Fraction, Fraction] = {}
+                change = _Change(start + calc.start, new_numbers, new_operators)
+                try:
+                    edited = _propagate(text[:end], changes, begin=start, change=change)
+                    candidate = text[:start] + edited + _propagate(text, changes, begin=end)
+                except _Unclear:
+                    continue
                 after = answer_of(candidate)
                 if after not in (None, before) and (after.startswith("-") <= str(before).startswith("-")):
                     return RuleEdit(candidate, k, error_type, edited)

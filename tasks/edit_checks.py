@@ -22,7 +22,7 @@ EMPTY_EDIT = "empty_edit"
 UNCHANGED = "unchanged"
 ADMITS_ERROR = "admits_error"
 TOO_MANY_CHANGES = "too_many_changes"
-NO_CHECKABLE_ARITHMETIC = "no_checkable_arithmetic"  # edit_only: the edited step shows no calculation
+NO_CHECKABLE_ARITHMETIC = "no_checkable_arithmetic"  # edit_only: a step (original or edit) shows no right calculation
 ARITHMETIC_STILL_CHECKS = "arithmetic_still_checks"  # edit_only
 NO_FINAL_ANSWER = "no_final_answer"  # none stated, cut off mid-work, or unparsable
 ANSWER_STILL_RIGHT = "answer_still_right"
@@ -87,9 +87,8 @@ def check_edit(
         return ADMITS_ERROR, answer
     if changed_share(original_step, edited_step) > cfg.max_changed_share:
         return TOO_MANY_CHANGES, answer
-    if mode == "edit_only":
-        checks = arithmetic_checks(edited_step)
-        if checks is None:
+    if mode == "edit_only":  # the original step's arithmetic must check out and the edit's must not
+        if arithmetic_checks(original_step) is not True or (checks := arithmetic_checks(edited_step)) is None:
             return NO_CHECKABLE_ARITHMETIC, answer
         return (ARITHMETIC_STILL_CHECKS if checks else None), answer
     if verify_error is not None:  # no answer, cut off mid-work, unparsable, or no reference to compare with

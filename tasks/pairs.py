@@ -190,13 +190,17 @@ def finish_pairs(frame: pl.DataFrame, *, votes: pl.DataFrame | None, strategy: s
     )
 
 
-def rank_curriculum(frame: pl.DataFrame) -> pl.DataFrame:
-    """`curriculum_rank` (Curry-DPO): kept pairs first, wide margins and easy prompts first."""
+def rank_curriculum(frame: pl.DataFrame, *, last: pl.Expr | None = None) -> pl.DataFrame:
+    """`curriculum_rank` (Curry-DPO): kept pairs first, wide margins and easy prompts first; kept
+    pairs matching `last` after the other kept ones."""
     order = {"easy": 0, "medium": 1, "hard": 2, "unsolved": 3}
     frame = frame.with_row_index("_i").with_columns(
         _kept=~pl.col("keep"),
+        _last=pl.lit(False) if last is None else last.fill_null(False),
         _level=pl.col("difficulty").replace_strict(order, default=4, return_dtype=pl.Int32),
     )
-    ranked = frame.sort(["_kept", "margin", "_level", "_i"], descending=[False, True, False, False], nulls_last=True)
+    ranked = frame.sort(
+        ["_kept", "_last", "margin", "_level", "_i"], descending=[False, False, True, False, False], nulls_last=True
+    )
     ranked = ranked.with_columns(curriculum_rank=pl.int_range(pl.len(), dtype=pl.Int64))
-    return ranked.sort("_i").drop("_i", "_kept", "_level")
+    return ranked.sort("_i").drop("_i", "_kept", "_last", "_level")

@@ -89,13 +89,19 @@ def solutions(samples: pl.DataFrame, prompts: pl.DataFrame, *, cfg: RiseConfig) 
     return pl.DataFrame(rows, schema=schema)
 
 
+_STEP_LABEL = re.compile(r"(?:[#*_>-]+\s*)?step\s*\d+[*_]*\s*[:.)][*_]*\s*", re.IGNORECASE)
+
+
 def editable_steps(text: str) -> list[tuple[int, int]]:
-    """Step spans (one a line) without a GSM8K `#### answer` line: the answer follows from the steps."""
+    """Step spans (one a line) without a "Step k:" label and without a GSM8K `#### answer` line: the
+    label is no part of the reasoning, the answer follows from the steps."""
     spans = []
     for start, end in split_steps(text, rule="newline"):
         tail = re.search(r"(?m)^[^\S\n]*####", text[start:end])
         if tail is not None:
             end = start + len(text[start : start + tail.start()].rstrip())
+        if label := _STEP_LABEL.match(text, start, end):
+            start = label.end()
         if end > start:
             spans.append((start, end))
     return spans
@@ -166,13 +172,13 @@ def parse_edit(output: str) -> str:
     return line.strip().strip("`\"'").strip()
 
 
-def _step_check(plan: dict[str, Any], edited_step: str, *, cfg: RiseConfig) -> str | None:
+def _step_check(plan: dict[str, Any], edited_step: str, *, cfg: RiseConfig, verify_cfg: VerifyConfig) -> str | None:
     """The checks an edited step fails before any continuation; None when it is worth continuing."""
     start, end = plan["steps"][plan["step_index"]]
     text = plan["text"]
     edited = text[:start] + edited_step + text[end:]
     reason = check_edit(chosen=text, rejected=edited, original_step=text[start:end], edited_step=edited_step,
-                        reference_answer=None, mode="edit_only", cfg=cfg, verify_cfg=VerifyConfig())[0]
+                        reference_answer=None, mode="edit_only", cfg=cfg, verify_cfg=verify_cfg)[0]
     return reason if reason not in (NO_CHECKABLE_ARITHMETIC, ARITHMETIC_STILL_CHECKS) else None
 
 
@@ -222,7 +228,9 @@ def _partial(plan: dict[str, Any], edited: str) -> str:
     return plan["text"][:start] + edited + "\n"
 
 
-def _continue_requests(plans: list[dict[str, Any]], edits: dict[str, str], *, cfg: RiseConfig) -> list[GenRequest]:
+def _continue_requests(
+    plans: list[dict[str, Any]], edits: dict[str, str], *, cfg: RiseConfig, verify_cfg: VerifyConfig
+) -> list[GenRequest]:
     return [
         GenRequest(
             request_id=f"{p['edit_id']}/continue",
@@ -232,7 +240,7 @@ def _continue_requests(plans: list[dict[str, Any]], edits: dict[str, str], *, cf
                               seed=prompt_seed(cfg.seed, f"{p['edit_id']}/continue")),
         )
         for p in plans
-        if p["edit_id"] in edits and _step_check(p, edits[p["edit_id"]], cfg=cfg) is None
+        if p["edit_id"] in edits and _step_check(p, edits[p["edit_id"]], cfg=cfg, verify_cfg=verify_cfg) is None
     ]
 
 
@@ -254,7 +262,7 @@ def llm_edits(plans: list[dict[str, Any]], *, engine: Engine, cfg: RiseConfig, v
         else:
             edited[result.request_id] = parse_edit(sample.text)
     continuations: dict[str, Completion] = {}
-    if cfg.mode == "step_then_continue" and (requests := _continue_requests(plans, edited, cfg=cfg)):
+    if cfg.mode == "step_then_continue" and (requests := _continue_requests(plans, edited, cfg=cfg, verify_cfg=verify_cfg)):
         for result in engine.generate(requests):
             sample, error = _first(result)
             edit_id = result.request_id.removesuffix("/continue")
@@ -372,9 +380,19 @@ def rise_pairs(edits: pl.DataFrame, *, votes: pl.DataFrame | None = None) -> pl.
     return finish_pairs(frame, votes=votes, strategy="rise")
 
 
+RISE_COLUMNS = ("error_type", "edited_step", "edit_span", "edit_diff", "changed_share")
+
+
+def with_rise_columns(pairs: pl.DataFrame) -> pl.DataFrame:
+    """`pairs` with the RISE columns, null where a run made no RISE pairs."""
+    schema = polars_schema(PAIRS)
+    return pairs.with_columns(pl.lit(None, schema[c]).alias(c) for c in RISE_COLUMNS if c not in pairs.columns)
+
+
 def mix_pairs(outcomes: pl.DataFrame, rise: pl.DataFrame, *, ratio: float | None) -> pl.DataFrame:
     """Sampled pair outcomes plus RISE pairs, at most `ratio` RISE pairs per kept sampled pair (the
-    others `over_ratio`, picked by a hash of the pair id so the choice is stable); curriculum re-ranked."""
+    others `over_ratio`, picked by a hash of the pair id so the choice is stable). In the curriculum the
+    RISE pairs, the hardest negatives whatever their margin, come after the sampled ones."""
     if not rise.height:
         return outcomes
     if ratio is not None:
@@ -385,4 +403,4 @@ def mix_pairs(outcomes: pl.DataFrame, rise: pl.DataFrame, *, ratio: float | None
             keep=pl.col("keep") & ~over,
             drop_reason=pl.when(over).then(pl.lit(OVER_RATIO)).otherwise(pl.col("drop_reason")),
         )
-    return rank_curriculum(pl.concat([outcomes, rise], how="diagonal_relaxed"))
+    return rank_curriculum(pl.concat([outcomes, rise], how="diagonal_relaxed"), last=pl.col("strategy") == "rise")

@@ -222,7 +222,7 @@ def publish_task(
     kept = outcomes.filter(pl.col("keep"))
     tables = {
         "samples": conform(scored, SCORED, where="samples", fill_nullable=True),
-        "pairs": conform(kept, PAIRS, where="pairs", fill_nullable=True),
+        "pairs": conform(rise_stage.with_rise_columns(kept), PAIRS, where="pairs"),
     }
     stats = {"samples": sample_stats(scored), "pairs": pair_stats(outcomes)}
     if votes is not None:

@@ -89,6 +89,18 @@ class TestFilters:
         assert _check(rejected, edited, mode="edit_only", cfg=RiseConfig(max_changed_share=1.0)) == reason
 
 
+    def test_edit_only_needs_the_original_step_to_check_out(self):
+        rejected = "She sells 16 - 3 - 4 = 9 eggs.\nShe makes 9 * 2 = $21 in pencils.\n#### 18"
+        assert _check(rejected, "She makes 9 * 2 = $21 in pencils.", original_step="She makes 9 * 2 = $20.",
+                      mode="edit_only", cfg=RiseConfig(max_changed_share=1.0)) == edit_checks.NO_CHECKABLE_ARITHMETIC
+
+
+class TestSteps:
+    def test_step_labels_and_the_answer_line_are_not_editable(self):
+        text = "Step 1: She sells 16 - 3 - 4 = 9 eggs.\n**Step 2:** She makes 9 * 2 = $18.\n#### 18"
+        assert [text[s:e] for s, e in rise.editable_steps(text)] == ["She sells 16 - 3 - 4 = 9 eggs.", "She makes 9 * 2 = $18."]
+
+
 class TestWhatAnEditRecords:
     def test_span_diff_and_share_of_a_one_number_edit(self):
         chosen, rejected = SOLUTION, "She sells 16 - 3 - 4 = 9 eggs.\nShe makes 9 * 3 = $27.\n#### 27"
@@ -256,6 +268,8 @@ class TestPairs:
         assert kept["keep"].sum() == 1 and set(kept.filter(~pl.col("keep"))["drop_reason"]) == {rise.OVER_RATIO}
         assert everything["keep"].sum() == 1 + pairs.height
         assert sorted(capped["curriculum_rank"]) == list(range(capped.height))
+        first = capped.sort("curriculum_rank").row(0, named=True)
+        assert first["strategy"] == "verified_vs_incorrect"  # hardest negatives last, whatever their margin
 
 
 class TestConfig:
