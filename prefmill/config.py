@@ -231,7 +231,8 @@ class RiseConfig(_Strict):
     """Error types that change only numbers and operators: the ones `constrained: template` applies to."""
     seed: int = 777
     ratio: float | None = Field(1.0, ge=0)
-    """At most this many RISE pairs per kept sampled pair (the rest dropped as `over_ratio`); null: all."""
+    """At most this many RISE pairs per kept sampled pair (the rest dropped as `over_ratio`), so a run
+    with no sampled pair keeps no RISE pair; null keeps every RISE pair."""
     engine: EngineConfig | None = None
     """Another model as editor; null uses the policy engine."""
 
