@@ -8,6 +8,7 @@ fractions). Numbers are unsigned; a ``$`` before one and thousands commas are ke
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from dataclasses import dataclass
@@ -139,9 +140,11 @@ def _echo(text: str, m: re.Match[str]) -> tuple[tuple, tuple]:
     return tuple(n.span(2) for n in found), tuple(operators)
 
 
-def calculations(text: str) -> list[Calculation]:
+@functools.lru_cache(maxsize=64)
+def calculations(text: str) -> tuple[Calculation, ...]:
     """Every calculation in `text`, in order: annotations (with their written copy) and written
-    equations (none inside an annotation, none that is an annotation's copy)."""
+    equations (none inside an annotation, none that is an annotation's copy). Cached: the injector
+    carries every candidate change through the same text."""
     annotated = [
         Calculation(m.start(), m.end(), m.group(1), m.group(3), m.span(1), m.span(3), True, *_echo(text, m))
         for m in _ANNOTATED.finditer(text)
@@ -152,7 +155,7 @@ def calculations(text: str) -> list[Calculation]:
         for m in _WRITTEN.finditer(text)
         if not any(s <= m.start() < e for s, e in taken)
     ]
-    return sorted(annotated + written, key=lambda c: c.start)
+    return tuple(sorted(annotated + written, key=lambda c: c.start))
 
 
 def arithmetic_checks(text: str) -> bool | None:
@@ -364,8 +367,9 @@ def inject_error(
     tries = 0
     for k in order:
         start, end = steps[k]
+        given = _given(_ANY_ANNOTATION.sub("", text[:start]))
         for calc in calculations(text[start:end]):
-            if not calc.checks or calc.stated in _given(_ANY_ANNOTATION.sub("", text[:start])):
+            if not calc.checks or calc.stated in given:
                 continue
             options = [(n, o, evaluate(n, o)) for n, o in _perturbations(calc.expression, error_type, rng)]
             options = [option for option in options if option[2] != calc.stated and _plausible(option[2], calc.stated)]
