@@ -172,12 +172,15 @@ def parse_edit(output: str) -> str:
     return line.strip().strip("`\"'").strip()
 
 
+def _spliced(plan: dict[str, Any], edited_step: str) -> str:
+    """The solution with its planned step replaced by `edited_step`, the rest as it was."""
+    start, end = plan["steps"][plan["step_index"]]
+    return plan["text"][:start] + edited_step + plan["text"][end:]
+
+
 def _step_check(plan: dict[str, Any], edited_step: str, *, cfg: RiseConfig, verify_cfg: VerifyConfig) -> str | None:
     """The checks an edited step fails before any continuation; None when it is worth continuing."""
-    start, end = plan["steps"][plan["step_index"]]
-    text = plan["text"]
-    edited = text[:start] + edited_step + text[end:]
-    reason = check_edit(chosen=text, rejected=edited, original_step=text[start:end], edited_step=edited_step,
+    reason = check_edit(chosen=plan["text"], rejected=_spliced(plan, edited_step), original_step=_step(plan), edited_step=edited_step,
                         reference_answer=None, mode="edit_only", cfg=cfg, verify_cfg=verify_cfg)[0]
     return reason if reason not in (NO_CHECKABLE_ARITHMETIC, ARITHMETIC_STILL_CHECKS) else None
 
@@ -272,14 +275,13 @@ def llm_edits(plans: list[dict[str, Any]], *, engine: Engine, cfg: RiseConfig, v
                 continuations[edit_id] = sample
     rows = []
     for p in plans:
-        edit, (start, end) = edited.get(p["edit_id"]), p["steps"][p["step_index"]]
-        continued = continuations.get(p["edit_id"])
+        edit, continued = edited.get(p["edit_id"]), continuations.get(p["edit_id"])
         if edit is None or p["edit_id"] in errors:
             rejected = None
         elif continued is not None:
             rejected = (_partial(p, edit) + continued.text.lstrip("\n")).rstrip()
         else:  # edit_only, or an edit dropped before it was worth continuing
-            rejected = p["text"][:start] + edit + p["text"][end:]
+            rejected = _spliced(p, edit)
         failed = f"{ENGINE_ERROR}: {errors[p['edit_id']]}" if p["edit_id"] in errors else None
         rows.append(_edit_row(p, editor="llm", engine=engine.fingerprint, mode=cfg.mode, rejected=rejected,
                               edited_step=edit, failed=failed, cfg=cfg, verify_cfg=verify_cfg,
