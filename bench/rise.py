@@ -21,12 +21,12 @@ TRAIN = ROOT.parent / "shared" / "data" / "gsm8k" / "train.jsonl"
 def _report(name: str, edits, seconds: float) -> None:
     import polars as pl
 
-    kept = int(edits["keep"].sum())
-    reasons = dict(edits["drop_reason"].drop_nulls().str.split(":").list.first().value_counts(sort=True).iter_rows())
-    per_type = edits.group_by("error_type").agg(pl.len().alias("n"), pl.col("keep").sum().alias("kept")).sort("error_type")
-    print(f"{name}: edits={edits.height} kept={kept} kept_share={kept / max(edits.height, 1):.3f} "
-          f"seconds={seconds:.1f} dropped={reasons}")
-    print("  by error type: " + ", ".join(f"{r['error_type']}={r['kept']}/{r['n']}" for r in per_type.iter_rows(named=True)))
+    from prefmill.tasks.stats import rise_stats
+
+    stats = rise_stats(edits)
+    print(f"{name}: edits={stats['edits']} kept={stats['kept']} kept_share={stats['kept_share'] or 0:.3f} "
+          f"seconds={seconds:.1f} dropped={stats['dropped']}")
+    print("  by error type: " + ", ".join(f"{t}={c['kept']}/{c['edits']}" for t, c in stats["by_error_type"].items()))
     shares = edits.filter(pl.col("keep"))["changed_share"]
     if shares.len():
         print(f"  changed share of the edited step (kept): mean={shares.mean():.3f} max={shares.max():.3f}")

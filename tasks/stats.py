@@ -101,10 +101,12 @@ def step_stats(chains: pl.DataFrame, labelled: pl.DataFrame, published: pl.DataF
     }
 
 
-def rise_stats(edits: pl.DataFrame, outcomes: pl.DataFrame) -> dict[str, Any]:
-    """How many edits were kept, per error type and editor, and why the others were dropped."""
+def rise_stats(edits: pl.DataFrame, outcomes: pl.DataFrame | None = None) -> dict[str, Any]:
+    """How many edits were kept, per error type and editor, and why the others were dropped (an engine
+    error counted without its message); with the mixed pair `outcomes`, how many became pairs."""
     kept = edits.filter(pl.col("keep"))
     per_type = edits.group_by("error_type").agg(edits=pl.len(), kept=pl.col("keep").sum()).sort("error_type")
+    outcomes = pl.DataFrame() if outcomes is None else outcomes
     paired = outcomes.filter(pl.col("strategy") == "rise") if "strategy" in outcomes.columns else outcomes.clear()
     return {
         "solutions": edits["solution_id"].n_unique(),

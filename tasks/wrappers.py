@@ -195,9 +195,9 @@ def filters_task(
 def rise_task(samples: TableRef, prompts: TableRef, *, cfg, verify_cfg, engine: Engine | None, work: str) -> TableRef:
     """Every RISE edit of the correct solutions, with `keep`/`drop_reason`."""
     edits = rise_stage.inject(samples.read(), prompts.read(), engine=engine, cfg=cfg, verify_cfg=verify_cfg)
+    counts = rise_stats(edits)
     get_run_logger().info(
-        "rise (%s, %s): %d of %d edits kept; dropped %s", cfg.editor, cfg.mode, int(edits["keep"].sum()), edits.height,
-        dict(edits["drop_reason"].drop_nulls().str.split(":").list.first().value_counts().iter_rows()),
+        "rise (%s, %s): %d of %d edits kept; dropped %s", cfg.editor, cfg.mode, counts["kept"], counts["edits"], counts["dropped"]
     )
     return write_table(edits, stage_output(work, "rise", [samples, prompts, cfg, verify_cfg, engine]), where="rise output")
 
