@@ -29,7 +29,7 @@ def main() -> None:
     from prefmill.config import GenerateConfig, SourceConfig
     from prefmill.engines.vllm import VLLMEngine
     from prefmill.sources import load_prompts
-    from prefmill.tasks.generate import build_requests, generate
+    from prefmill.tasks.sampling.generate import build_requests, generate
 
     prompts = load_prompts(SourceConfig(path=args.source, limit=args.prompts))
     cfg = GenerateConfig(n=args.n, max_tokens=args.max_tokens, temperature=0.8)

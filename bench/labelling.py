@@ -35,10 +35,10 @@ def main() -> None:
 
     from prefmill.config import GenerateConfig, VerifyConfig
     from prefmill.engines.scripted import ScriptedEngine, gsm8k_chain_policy
-    from prefmill.tasks.generate import build_messages
-    from prefmill.tasks.mc_label import mc_label
-    from prefmill.tasks.omegaprm import OmegaConfig, omega_label
-    from prefmill.tasks.steps import steps_of
+    from prefmill.tasks.sampling.generate import build_messages
+    from prefmill.tasks.process.mc_label import mc_label
+    from prefmill.tasks.process.omegaprm import OmegaConfig, omega_label
+    from prefmill.tasks.process.steps import steps_of
 
     questions = -(-args.chains // args.per_question)
     with open(args.source) as fh:

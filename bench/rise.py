@@ -45,8 +45,8 @@ def main() -> None:
 
     from prefmill.config import GenerateConfig, RiseConfig, SourceConfig, VerifyConfig, load_config
     from prefmill.sources import load_prompts
-    from prefmill.tasks.generate import build_messages
-    from prefmill.tasks.rise import inject
+    from prefmill.tasks.sampling.generate import build_messages
+    from prefmill.tasks.rise.inject import inject
 
     def references(limit: int):
         """Prompts, and samples that are all wrong, so the reference is the solution edited."""

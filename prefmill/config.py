@@ -169,6 +169,9 @@ class PairsConfig(_Strict):
 
 # RISE's seven subtle error types ("Subtle Errors Matter", Xu et al. 2024): name -> what the edit
 # prompt asks for. A recipe adds its own under `rise.catalogue` or replaces one of these by name.
+# The error types the rule-based injector (tasks.rise.arithmetic) can make.
+RULE_ERROR_TYPES = ("change_number", "change_operator", "swap_terms")
+
 RISE_ERROR_TYPES = {
     "change_number": "Change one number in this step to a different, plausible number.",
     "change_related_numbers": "Change two or more related numbers in this step consistently, as if a "
@@ -248,7 +251,6 @@ class RiseConfig(_Strict):
 
     @model_validator(mode="after")
     def _known_types(self) -> "RiseConfig":
-        from prefmill.tasks.arithmetic import RULE_ERROR_TYPES
 
         known = self.error_catalogue()
         unknown = [name for name in self.error_types or () if name not in known]

@@ -1,10 +1,11 @@
 """Stages hand each other small references to Parquet files, never DataFrames (Prefect hashes and
-pickles task arguments and results)."""
+pickles task arguments and results). A reference carries the file's size and content hash, and reading
+it checks both, so a file changed or truncated after it was written is never taken for the original."""
 
 from __future__ import annotations
 
-import os
-import tempfile
+import hashlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,8 +13,14 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from prefmill.atomic import write_atomically
+from prefmill.errors import StoreError
 from prefmill.schemas.validate import conform
 from prefmill.store import file_sha256
+
+
+class StaleRefError(StoreError):
+    """A referenced file is gone or no longer holds what was written."""
 
 
 @dataclass(frozen=True)
@@ -21,23 +28,43 @@ class TableRef:
     path: str
     rows: int
     sha256: str  # content hash of the file: the input part of every downstream cache key
+    size: int = -1  # bytes; -1: not recorded (a file the run did not write)
+
+    def _problem(self, data: bytes | None) -> str | None:
+        if data is None:
+            return "the file is missing"
+        if self.size >= 0 and len(data) != self.size:
+            return f"it has {len(data)} bytes, {self.size} were written"
+        if hashlib.sha256(data).hexdigest() != self.sha256:
+            return "its content hash differs from the one written"
+        return None
+
+    def intact(self) -> bool:
+        """True when the file still holds exactly what was written."""
+        return self._problem(_read(self.path)) is None
 
     def read(self) -> pl.DataFrame:
-        return pl.read_parquet(self.path)
+        data = _read(self.path)
+        if problem := self._problem(data):
+            raise StaleRefError(
+                f"{self.path}: {problem}", hint="rerun the same command: the stage that wrote it is recomputed"
+            )
+        return pl.read_parquet(io.BytesIO(data))
 
 
-def write_table(frame: pl.DataFrame | pa.Table, path: Path, *, schema: pa.Schema | None = None, where: str) -> TableRef:
-    """Write atomically (temp file + rename), conformed to `schema` when given."""
-    table = conform(frame, schema, where=where) if schema is not None else (
+def _read(path: str) -> bytes | None:
+    try:
+        return Path(path).read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+
+
+def write_table(
+    frame: pl.DataFrame | pa.Table, path: Path, *, schema: pa.Schema | None = None, where: str, fill_nullable: bool = False
+) -> TableRef:
+    """Write atomically, conformed to `schema` when given (missing nullable columns as nulls with `fill_nullable`)."""
+    table = conform(frame, schema, where=where, fill_nullable=fill_nullable) if schema is not None else (
         frame.to_arrow() if isinstance(frame, pl.DataFrame) else frame
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return TableRef(str(path), table.num_rows, file_sha256(path))
+    write_atomically(path, lambda tmp: pq.write_table(table, tmp))
+    return TableRef(str(path), table.num_rows, file_sha256(path), Path(path).stat().st_size)

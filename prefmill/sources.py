@@ -12,7 +12,7 @@ from prefmill.config import SourceConfig
 from prefmill.errors import InputError
 from prefmill.schemas.tables import PROMPTS
 from prefmill.schemas.validate import conform
-from prefmill.tasks.verify import reference_final_answer
+from prefmill.answers import reference_final_answer
 
 TABLE_SUFFIXES = {".jsonl", ".json", ".parquet"}
 
@@ -123,3 +123,13 @@ def check_eval_files(paths: tuple[str, ...], *, field: str) -> None:
         frame = read_table(path)
         if field not in frame.columns:
             raise InputError(f"{path}: decontamination field {field!r} not found", hint="set decontamination.field")
+
+
+def load_eval_questions(paths: tuple[str, ...], *, field: str) -> pl.DataFrame:
+    """The `field` of every row of the evaluation files (`source`: the file), for decontamination."""
+    check_eval_files(paths, field=field)
+    parts = [
+        read_table(path).select(pl.lit(str(path)).alias("source"), pl.col(field).cast(pl.String).alias("question"))
+        for path in paths
+    ]
+    return pl.concat(parts) if parts else pl.DataFrame(schema={"source": pl.String, "question": pl.String})

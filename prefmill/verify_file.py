@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import polars as pl
 
+from prefmill.atomic import write_atomically
 from prefmill.config import VerifyConfig
 from prefmill.errors import InputError
 from prefmill.sources import read_table
-from prefmill.tasks.verify import verify_rows
+from prefmill.answers import verify_rows
 
 OUTPUT_SUFFIXES = {".parquet", ".jsonl"}
 
@@ -35,13 +34,5 @@ def verify_file(path: Path, *, completion_field: str, reference_field: str, out:
     # Bare numeric references (e.g. 18) are answers too.
     frame = frame.with_columns(pl.col(reference_field).cast(pl.String), pl.col(completion_field).cast(pl.String))
     checked = verify_rows(frame, completion_field=completion_field, reference_field=reference_field, cfg=VerifyConfig())
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}-", dir=out.parent)
-    os.close(fd)
-    try:
-        checked.write_parquet(tmp) if out.suffix == ".parquet" else checked.write_ndjson(tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(out, checked.write_parquet if out.suffix == ".parquet" else checked.write_ndjson)
     return {"rows": checked.height, "correct": int(checked["correct"].sum())}

@@ -159,5 +159,96 @@ STEP_PAIRS = pa.schema(
     ]
 )
 
+# --- Intermediate tables: what one stage hands the next (in `<store>/.cache/<dataset>/<stage>/`) ---
+
+def _f(name: str, type_: pa.DataType, nullable: bool = True) -> pa.Field:
+    return pa.field(name, type_, nullable=nullable)
+
+
+EVAL_QUESTIONS = pa.schema([_f("source", pa.string(), False), _f("question", pa.string())])
+
+# Every prompt with its n-gram overlap with the eval sets; `keep` False: contaminated.
+DECONTAMINATION = pa.schema(
+    list(PROMPTS) + [_f("overlap", pa.float64(), False), _f("keep", pa.bool_(), False), _f("drop_reason", pa.string())]
+)
+
+_VOTE_COLUMNS = [_f("answer_class", pa.int32()), _f("in_majority", pa.bool_()), _f("class_share", pa.float64())]
+VOTED = pa.schema(list(VERIFIED) + _VOTE_COLUMNS)  # verified samples with their answer class
+
+# The pointwise judge's columns of one sample (tasks.preference.judge.judge_pointwise).
+POINTWISE_VERDICTS = pa.schema([
+    _f("sample_id", pa.string(), False), _f("judge_scores", pa.list_(pa.int64())), _f("judge_score", pa.float64()),
+    _f("judge_rationale", pa.string()), _f("judge_parse_failures", pa.int64()), _f("judge_parse_error", pa.string()),
+    _f("judge_raw", pa.list_(pa.string())), _f("judge_engine", pa.string()),
+])
+# Samples with judge scores (vote columns null when the vote is off).
+JUDGED = pa.schema(list(VERIFIED) + _VOTE_COLUMNS + [f for f in POINTWISE_VERDICTS if f.name not in ("sample_id", "judge_engine")])
+
+_SIDE = [("text", pa.string()), ("sample_id", pa.string()), ("answer", pa.string()), ("logprob", pa.float64()),
+         ("score", pa.float64()), ("engine", pa.string()), ("version", pa.string())]
+# Every candidate pair of a strategy, kept or dropped with its reason (tasks.preference.pairs).
+PAIR_CANDIDATES = pa.schema(
+    [_f("prompt_id", pa.string(), False), _f("reference_answer", pa.string()), _f("keep", pa.bool_(), False),
+     _f("drop_reason", pa.string()), _f("chosen_source", pa.string())]
+    + [_f(f"chosen_{k}", t) for k, t in _SIDE] + [_f(f"rejected_{k}", t) for k, t in _SIDE]
+    + [_f("margin", pa.float64()), _f("prompt", MESSAGES), _f("difficulty", pa.string()),
+       _f("curriculum_rank", pa.int64()), _f("pair_id", pa.string()), _f("chosen", MESSAGES),
+       _f("rejected", MESSAGES), _f("strategy", pa.string()), _f("weight", pa.float64())]
+)
+# Both orders of the pairwise judge for every kept candidate; sides are chosen | rejected | tie | null.
+PAIRWISE_VERDICTS = pa.schema([
+    _f("pair_id", pa.string(), False), _f("verdicts_ab", pa.list_(pa.string())), _f("verdicts_ba", pa.list_(pa.string())),
+    _f("prefers_chosen_share", pa.float64()), _f("swap_consistent", pa.bool_()), _f("judge_prefers", pa.string()),
+    _f("judge_parse_failures", pa.int64()), _f("judge_parse_error", pa.string()),
+    _f("judge_raw_ab", pa.list_(pa.string())), _f("judge_raw_ba", pa.list_(pa.string())), _f("judge_engine", pa.string()),
+])
+_RISE_PAIR_COLUMNS = [f for f in PAIRS if f.name in ("error_type", "edited_step", "edit_span", "edit_diff", "changed_share")]
+# Candidates after the filters (and, mixed in, the RISE pairs), still with every dropped one.
+FILTERED_PAIRS = pa.schema(
+    list(PAIR_CANDIDATES)
+    + [_f("judge_prefers", pa.string()), _f("judge_agreement", pa.float64()), _f("swap_consistent", pa.bool_()),
+       _f("cream_consistency", pa.float64())]
+    + _RISE_PAIR_COLUMNS
+)
+# Every RISE edit of a correct solution, kept or dropped with its reason (tasks.rise.inject).
+RISE_EDITS = pa.schema([
+    _f("edit_id", pa.string(), False), _f("solution_id", pa.string(), False), _f("prompt_id", pa.string(), False),
+    _f("source", pa.string()), _f("sample_id", pa.string()), _f("engine", pa.string()), _f("answer", pa.string()),
+    _f("reference_answer", pa.string()), _f("error_type", pa.string()), _f("step_index", pa.int32()),
+    _f("chosen_text", pa.string()), _f("editor", pa.string()), _f("edit_engine", pa.string()), _f("mode", pa.string()),
+    _f("original_step", pa.string()), _f("edited_step", pa.string()), _f("rejected_text", pa.string()),
+    _f("rejected_answer", pa.string()), _f("edit_span", SPAN), _f("edit_diff", EDIT_DIFF),
+    _f("changed_share", pa.float64()), _f("keep", pa.bool_(), False), _f("drop_reason", pa.string()),
+    _f("prompt", MESSAGES),
+])
+# Solutions split into steps, to label (tasks.process.chains).
+CHAINS = pa.schema([
+    _f("chain_id", pa.string(), False), _f("prompt_id", pa.string(), False), _f("prompt", MESSAGES),
+    _f("steps", pa.list_(pa.string())), _f("keep", pa.bool_(), False), _f("drop_reason", pa.string()),
+])
+# Step labels of every labelled chain, MC (Math-Shepherd) or OmegaPRM; a method's own columns are null
+# in the other's rows.
+STEP_LABELS = pa.schema([
+    _f("chain_id", pa.string(), False), _f("prompt_id", pa.string(), False), _f("prompt", MESSAGES),
+    _f("completions", pa.list_(pa.string())), _f("labels", pa.list_(pa.bool_())), _f("values", pa.list_(pa.float64())),
+    _f("rollout_counts", pa.list_(pa.int32())), _f("rollouts_correct", pa.list_(pa.int32())),  # mc
+    _f("first_error_step", pa.int32()), _f("failed_steps", pa.int32()),  # failed_steps: mc
+    _f("status", pa.string()), _f("source", pa.string()), _f("rollouts", pa.int32()),  # omegaprm
+    _f("method", pa.string(), False), _f("engine", pa.string()), _f("rollout_tokens", pa.int64()),
+])
+# The consensus judge's verdict on a chain (tasks.process.consensus.judge_first_errors).
+FIRST_ERROR_VERDICTS = pa.schema([
+    _f("chain_id", pa.string(), False), _f("judge_first_error", pa.int32()), _f("judge_says_none", pa.bool_()),
+    _f("judge_parse_failures", pa.int64()), _f("judge_parse_error", pa.string()), _f("judge_raw", pa.list_(pa.string())),
+    _f("judge_engine", pa.string()),
+])
+# Step labels with the consensus judge's verdict, `keep` where judge and rollouts agree.
+CONSENSUS = pa.schema(
+    list(STEP_LABELS)
+    + [f for f in FIRST_ERROR_VERDICTS if f.name in ("judge_first_error", "judge_says_none", "judge_parse_error")]
+    + [_f("drop_reason", pa.string()), _f("keep", pa.bool_(), False)]
+)
+
 # Configs of a dataset version: name -> schema of `data/<config>/<split>-*.parquet`.
 VERSION_CONFIGS = {"samples": SCORED, "pairs": PAIRS, "votes": VOTES, "steps": STEPS, "step_pairs": STEP_PAIRS}
+

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import threading
 import uuid
 from collections.abc import Sequence
@@ -21,6 +19,7 @@ from pathlib import Path
 
 import polars as pl
 
+from prefmill.atomic import write_atomically
 from prefmill.engines.base import Completion, Engine, GenRequest, GenResult
 
 _COLUMNS = {
@@ -69,14 +68,7 @@ class RolloutCache:
               "finish_reason": c.finish_reason} for k, c in items.items()],
             schema=_COLUMNS,
         )
-        fd, tmp = tempfile.mkstemp(prefix=".shard-", dir=self.folder)
-        os.close(fd)
-        try:
-            frame.write_parquet(tmp)
-            os.replace(tmp, self.folder / f"shard-{uuid.uuid4().hex}.parquet")
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(self.folder / f"shard-{uuid.uuid4().hex}.parquet", frame.write_parquet)
         with self._lock:
             self._entries.update(items)
 

@@ -17,7 +17,7 @@ from prefmill.engines.scripted import (
     last_user_text,
     partial_answer,
 )
-from prefmill.tasks.verify import answers_match, extract_answer, reference_final_answer
+from prefmill.answers import answers_match, extract_answer, reference_final_answer
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ if __name__ == "__main__":
         fingerprint = inner.fingerprint
 
         def generate(self, requests):
-            if list(store.glob(".cache/*/omegaprm-questions/*/*.json")):
+            if list(store.glob(".cache/*/omegaprm/*-checkpoints/*.json")):
                 os.kill(os.getpid(), signal.SIGKILL)
             return inner.generate(requests)
 

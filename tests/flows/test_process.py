@@ -107,7 +107,7 @@ def test_kill_9_during_omegaprm_resumes_without_searching_finished_questions(tmp
             except ProcessLookupError:
                 pass
     assert worker.returncode == -signal.SIGKILL, log.read_text()[-2000:]
-    (folder,) = store.glob(".cache/*/omegaprm-questions/*")
+    (folder,) = store.glob(".cache/*/omegaprm/*-checkpoints")
     finished = {f.name: f.stat().st_mtime_ns for f in folder.glob("*.json")}
     assert 0 < len(finished) < 12
     assert not list(store.glob("steps-kill/v*"))  # nothing half-published

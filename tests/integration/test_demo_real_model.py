@@ -115,7 +115,7 @@ def test_seeded_batch_larger_than_one_scheduler_step(real_engine):
     """48 seeded prompts of ~110 tokens exceed one 4096-token step: prefill must not be chunked on CPU."""
     from prefmill.config import GenerateConfig, SourceConfig
     from prefmill.sources import load_prompts
-    from prefmill.tasks.generate import generate
+    from prefmill.tasks.sampling.generate import generate
     from tests.conftest import GSM8K
 
     prompts = load_prompts(SourceConfig(path=str(GSM8K / "test.jsonl"), limit=48))

@@ -1,0 +1,70 @@
+"""Every stage of both recipes as a Prefect task: the pure function, its name, its output schemas, and
+the line it logs. Nothing else: the logic is in tasks/, the machinery in flows.stage."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from prefmill.flows.stage import stage_task
+from prefmill.schemas import tables as t
+from prefmill.tasks.preference import filters, judge, pairs
+from prefmill.tasks.process import chains, consensus, mc_label, omegaprm
+from prefmill.tasks.rise import inject
+from prefmill.tasks.sampling import consistency, decontaminate, generate, verify
+from prefmill.tasks.stats import rise_stats
+
+
+def _kept(frame: pl.DataFrame) -> str:
+    return f"{int(frame['keep'].sum())} of {frame.height} kept"
+
+
+# --- sampling (both recipes) ---
+decontaminate_task = stage_task(
+    decontaminate.decontaminate_prompts, name="decontaminate", outputs=(t.PROMPTS, t.DECONTAMINATION),
+    note=lambda kept, checked: f"{checked.height - kept.height} of {checked.height} prompts overlap the eval sets, dropped",
+)
+generate_task = stage_task(
+    generate.generate_chunk, name="generate", outputs=t.SAMPLES,
+    note=lambda s: f"{s.height} samples, {int(s['num_tokens'].sum())} tokens",
+)
+concat_task = stage_task(generate.concat_samples, name="samples", outputs=t.SAMPLES, note=lambda s: f"{s.height} samples")
+verify_task = stage_task(
+    verify.verify, name="verify", outputs=t.VERIFIED,
+    note=lambda v: f"{int(v['correct'].sum())} of {v.height} samples correct",
+)
+vote_task = stage_task(
+    consistency.vote, name="vote", outputs=(t.VOTED, t.VOTES),
+    note=lambda _, votes: f"{votes.height} prompts, mean vote share {votes['vote_share'].mean() or 0:.2f}",
+)
+
+# --- preference ---
+judge_pointwise_task = stage_task(
+    judge.score_samples, name="judge-pointwise", outputs=t.JUDGED,
+    note=lambda s: f"{int(s['judge_score'].is_not_null().sum())} samples scored, "
+                   f"{int(s['judge_parse_failures'].fill_null(0).sum())} unparsable outputs",
+)
+pairs_task = stage_task(pairs.build_pairs, name="pairs", outputs=t.PAIR_CANDIDATES, note=_kept)
+judge_pairwise_task = stage_task(
+    judge.judge_kept_pairs, name="judge-pairwise", outputs=t.PAIRWISE_VERDICTS,
+    note=lambda v: f"{v.height} pairs, {int(v['swap_consistent'].sum() or 0)} swap-consistent",
+)
+filters_task = stage_task(filters.filter_pairs, name="filters", outputs=t.FILTERED_PAIRS, note=_kept)
+
+# --- RISE ---
+rise_task = stage_task(
+    inject.inject, name="rise", outputs=t.RISE_EDITS,
+    note=lambda e: "{kept} of {edits} edits kept; dropped {dropped}".format(**rise_stats(e)),
+)
+mix_rise_task = stage_task(inject.mix, name="mix-rise", outputs=t.FILTERED_PAIRS, note=_kept)
+
+# --- process supervision ---
+chains_task = stage_task(chains.build_chains, name="chains", outputs=t.CHAINS, note=_kept)
+mc_label_task = stage_task(
+    mc_label.label_mc, name="mc-label", outputs=t.STEP_LABELS,
+    note=lambda s: f"{s.height} chains, {int(s['rollout_tokens'].sum() or 0)} rollout tokens",
+)
+omegaprm_task = stage_task(
+    omegaprm.label_omegaprm, name="omegaprm", outputs=t.STEP_LABELS,
+    note=lambda s: f"{s.height} chains, {int(s['rollout_tokens'].sum() or 0)} rollout tokens",
+)
+consensus_task = stage_task(consensus.consensus_filter, name="consensus", outputs=t.CONSENSUS, note=_kept)

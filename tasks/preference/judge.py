@@ -1,0 +1,335 @@
+"""Judge: an LLM scores samples (pointwise, 1-10) or picks the better side of a pair (pairwise).
+
+Pointwise follows UltraFeedback's rubric scoring (Cui et al. 2023): a short rationale, then the score.
+Pairwise asks twice with the responses swapped because judges favour a position ("Large Language
+Models are not Fair Evaluators", Wang et al. 2023); only verdicts that survive the swap count. With no
+separate judge engine the policy critiques its own samples, which "Critique Ability of Large
+Language Models" (Luo et al. 2023) finds weak for small models, so unparsable outputs are data
+(null + `parse_error` + raw text) and fail the stage only past `judge.max_parse_fail`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Literal
+
+import polars as pl
+
+from prefmill.config import JudgeConfig
+from prefmill.engines.base import Engine, GenRequest, GenResult, Sampling
+from prefmill.errors import EngineError, InputError
+from prefmill.seeds import derived_seed
+
+
+# parse_error values; an engine failure is recorded as f"{ENGINE_ERROR}: <message>".
+EMPTY_OUTPUT = "empty_output"
+NO_SCORE = "no_score"
+SCORE_OUT_OF_RANGE = "score_out_of_range"  # outside 1-10, e.g. 0, 11, -3
+WRONG_SCALE = "wrong_scale"  # "Score: 4/5": another scale; not rescaled, since the rubric asked for 1-10
+NO_VERDICT = "no_verdict"
+AMBIGUOUS = "ambiguous"
+ENGINE_ERROR = "engine_error"
+
+_NUM = r"(-?[0-9]+(?:\.[0-9]+)?)"
+_SCALE = r"(?:(?:/|(?i:out[ \t]+of))[ \t]*([0-9]+))?"
+# "Score: 7", "score = 7/10", "**Score:** 8", "Overall rating (1-10): [[9]]"; a separator is required
+# so that "grade 5 students" in a restated problem is not a score. No two starred gaps touch (no
+# quadratic backtracking on a run of spaces, which small judges do emit).
+_LABELLED = re.compile(
+    r"(?i:\b(?:(?:final|overall|total)[ \t]+)?(?:score|rating|grade))\b[ \t*_]*(?:\([^)\n]*\)[ \t*_]*)?"
+    r"(?:[:=]|(?i:is|of)\b)[ \t*_\[]*" + _NUM + r"[ \t\]]*" + _SCALE
+)
+_BRACKETED = re.compile(r"\[\[[ \t]*" + _NUM + r"[ \t]*\]\][ \t]*" + _SCALE)  # MT-Bench's "[[8]]"
+_ALONE = re.compile(  # "7/10" or "7 out of 10" alone on the last non-empty line
+    r"^[ \t*_#>]*\[*" + _NUM + r"[ \t\]]*(?:/|(?i:out[ \t]+of))[ \t]*([0-9]+)[ \t*_.\r]*(?:\n\s*)?\Z", re.MULTILINE
+)
+
+
+def build_pointwise_prompt(question: str, solution: str, *, rubric: str) -> str:
+    return (
+        f"{rubric}\n\n[Problem]\n{question}\n\n[Solution]\n{solution}\n\n"
+        "Explain your assessment in a few sentences, then end with a final line exactly "
+        "`Score: <1-10>` (an integer from 1 to 10)."
+    )
+
+
+def parse_pointwise(text: str) -> tuple[int | None, str | None, str | None]:
+    """(score, rationale, parse_error); never raises.
+
+    The last labelled score wins ("Score", "Rating", "Grade"), else the last `[[n]]`, else `n/10`
+    alone on the last line; a bare number is never taken (it may be the problem's answer). Decimals
+    in [1, 10] round half up (7.5 -> 8, 6.5 -> 7). The rationale is the text before the score line.
+    """
+    if not text or not text.strip():
+        return None, None, EMPTY_OUTPUT
+    match = _last(_LABELLED, text) or _last(_BRACKETED, text) or _ALONE.search(text)
+    if match is None:
+        return None, None, NO_SCORE
+    value, scale = float(match.group(1)), match.group(2)
+    if scale is not None and int(scale) != 10:
+        return None, None, WRONG_SCALE
+    if not 1 <= value <= 10:
+        return None, None, SCORE_OUT_OF_RANGE
+    line_start = text.rfind("\n", 0, match.start()) + 1
+    rationale = text[:line_start].strip() or text[line_start : match.start()].strip(" \t*_#>[")
+    return math.floor(value + 0.5), rationale or None, None
+
+
+def _last(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    matches = list(pattern.finditer(text))
+    return matches[-1] if matches else None
+
+
+# A verdict value: "tie"/"draw"/"C" (MT-Bench's tie) or a side, maybe as "Response B" or "[[A]]". A lower-case
+# a/b counts only when no word follows ("verdict: a" yes, "answer: a bit unclear" no).
+_VALUE = (
+    r"[ \t*_:\[(]*(?:(?P<tie>(?i:(?:a[ \t]+)?(?:tie|draw))\b|C(?![A-Za-z0-9]))"
+    r"|(?:(?i:response|answer|assistant|output|solution|option)[ \t]+)?"
+    r"(?P<side>[AB](?![A-Za-z0-9])|[ab](?![A-Za-z0-9])(?![ \t]*[A-Za-z]))|(?P<both>(?i:both|neither)\b))"
+)
+_VERDICT = re.compile(
+    r"(?i:\b(?:final[ \t]+)?(?:verdict|answer|decision|choice|winner|preference))\b[ \t*_]*(?:[:=]|(?i:is)\b)" + _VALUE
+)
+_OTHER_SIDE = re.compile(  # "Verdict: A or B", "Verdict: A and B are both fine"
+    r"[ \t*_\])]*(?i:and|or|/|&|vs\.?|versus)[ \t]*(?:(?i:response|answer|assistant)[ \t]+)?[ABab](?![A-Za-z0-9])"
+)
+_DOUBLE_BRACKET = re.compile(r"\[\[(?:(?P<side>[AB])|(?P<tie>C))\]\]")
+_PHRASES = (
+    re.compile(r"(?i:\b(?:better|best|preferred|superior|stronger)(?:[ \t]+(?:response|answer|one|solution))?"
+               r"[ \t]+(?:is|would[ \t]+be))\b" + _VALUE),
+    re.compile(r"(?i:\b(?:response|answer|assistant|solution))[ \t]+(?P<side>[AB])\b[ \t]+"
+               r"(?i:is|was)[ \t]+(?i:better|superior|preferred|stronger)"),
+    re.compile(r"(?i:\bI[ \t]+(?:prefer|choose|pick))\b" + _VALUE),
+)
+_LETTER = re.compile(r"(?<![A-Za-z0-9])([AB])(?![A-Za-z0-9])")
+
+
+def _verdict_of(match: re.Match[str]) -> Literal["A", "B", "tie"] | None:
+    found = match.groupdict()
+    return "tie" if found.get("tie") else found["side"].upper() if found.get("side") else None  # type: ignore[return-value]
+
+
+def parse_pairwise(text: str) -> tuple[Literal["A", "B", "tie"] | None, str | None]:
+    """(verdict, parse_error); never raises.
+
+    Order: the last labelled line ("Verdict:", "Final answer:", "Decision:"), then the last `[[A]]`
+    / `[[B]]` / `[[C]]`, then phrases ("The better response is A", "Response B is better") that must
+    agree. A labelled value naming both sides ("A or B", "both") is `ambiguous`, as is a text whose
+    last line names A and B without a verdict.
+    """
+    if not text or not text.strip():
+        return None, EMPTY_OUTPUT
+    if labelled := _last(_VERDICT, text):
+        if labelled.group("both") or _OTHER_SIDE.match(text, labelled.end()):
+            return None, AMBIGUOUS
+        return _verdict_of(labelled), None
+    if bracketed := _last(_DOUBLE_BRACKET, text):
+        return _verdict_of(bracketed), None
+    said = {_verdict_of(m) for pattern in _PHRASES for m in pattern.finditer(text)} - {None}
+    if len(said) == 1:
+        return said.pop(), None
+    last_line = next((line for line in reversed(text.splitlines()) if line.strip()), "")
+    if len(said) > 1 or {"A", "B"} <= set(_LETTER.findall(last_line)):
+        return None, AMBIGUOUS
+    return None, NO_VERDICT
+
+
+def build_pairwise_prompt(question: str, first: str, second: str, *, rubric: str) -> str:
+    return (
+        f"{rubric}\n\nTwo responses to the same problem follow. Using the criteria above, decide which "
+        "response is better; do not let their order or length decide, and do not give a score.\n\n"
+        f"[Problem]\n{question}\n\n[Response A]\n{first}\n[End of Response A]\n\n"
+        f"[Response B]\n{second}\n[End of Response B]\n\n"
+        "Explain your reasoning briefly, then end with a final line exactly `Verdict: A`, `Verdict: B` "
+        "or `Verdict: tie`."
+    )
+
+
+def _question(messages: list[dict[str, str]] | None, item_id: str) -> str:
+    """The problem is the last user message of the prompt the sample answered."""
+    content = next((m["content"] for m in reversed(messages or []) if m["role"] == "user"), None)
+    if content is None:
+        raise InputError(f"judge: {item_id!r} has no user message in `prompt`", hint="prompt must be chat messages")
+    return content
+
+
+def _require(frame: pl.DataFrame, columns: tuple[str, ...], id_column: str, where: str) -> None:
+    if missing := [c for c in columns if c not in frame.columns]:
+        raise InputError(f"{where}: missing column(s) {missing}; got {frame.columns}")
+    if frame[id_column].n_unique() != frame.height:
+        raise InputError(f"{where}: `{id_column}` values repeat; request ids must be unique")
+
+
+# With `cfg.constrained`, guided decoding makes the output a one-line rationale then the answer line.
+POINTWISE_FORMAT = r"[^\n]{1,300}\nScore: (10|[1-9])"
+PAIRWISE_FORMAT = r"[^\n]{1,300}\nVerdict: (A|B|tie)"
+
+
+def _sampling(request_id: str, cfg: JudgeConfig, *, regex: str) -> Sampling:
+    return Sampling(n=cfg.samples, temperature=cfg.temperature, max_tokens=cfg.max_tokens,
+                    seed=derived_seed(cfg.seed, request_id), logprobs=False,
+                    regex=regex if cfg.constrained else None)
+
+
+def _request(request_id: str, content: str, cfg: JudgeConfig, *, regex: str) -> GenRequest:
+    return GenRequest(request_id, messages=({"role": "user", "content": content},),
+                      sampling=_sampling(request_id, cfg, regex=regex))
+
+
+def build_pointwise_requests(samples: pl.DataFrame, *, cfg: JudgeConfig) -> list[GenRequest]:
+    """One request per sample, `request_id = sample_id`."""
+    _require(samples, ("sample_id", "prompt", "completion"), "sample_id", "judge_pointwise")
+    return [
+        _request(sid, build_pointwise_prompt(_question(prompt, sid), completion, rubric=cfg.rubric), cfg,
+                 regex=POINTWISE_FORMAT)
+        for sid, prompt, completion in samples.select("sample_id", "prompt", "completion").iter_rows()
+    ]
+
+
+def build_pairwise_requests(pairs: pl.DataFrame, *, cfg: JudgeConfig) -> list[GenRequest]:
+    """Two requests per pair: `<pair_id>|ab` shows chosen as A, `<pair_id>|ba` shows it as B."""
+    _require(pairs, ("pair_id", "prompt", "chosen_text", "rejected_text"), "pair_id", "judge_pairwise")
+    requests = []
+    for pid, prompt, chosen, rejected in pairs.select("pair_id", "prompt", "chosen_text", "rejected_text").iter_rows():
+        question = _question(prompt, pid)
+        for order, first, second in (("ab", chosen, rejected), ("ba", rejected, chosen)):
+            prompt_text = build_pairwise_prompt(question, first, second, rubric=cfg.rubric)
+            requests.append(_request(f"{pid}|{order}", prompt_text, cfg, regex=PAIRWISE_FORMAT))
+    return requests
+
+
+def _generate(engine: Engine, requests: list[GenRequest]) -> dict[str, GenResult]:
+    """All of a stage's requests in one call, results keyed by request id (engines may reorder)."""
+    results = {r.request_id: r for r in engine.generate(requests)} if requests else {}
+    if missing := [r.request_id for r in requests if r.request_id not in results]:
+        raise EngineError(f"judge: the engine returned no result for {len(missing)} request(s), e.g. {missing[0]!r}",
+                          hint="an engine must return one result per request")
+    return results
+
+
+def _outputs(request: GenRequest, result: GenResult, parse) -> list[tuple[str | None, tuple | None, str | None]]:
+    """(raw text, parse, parse_error) per judge sample; an engine failure gives n outputs with no
+    text (null, never padded with "")."""
+    if result.error is not None:
+        return [(None, None, f"{ENGINE_ERROR}: {result.error}")] * request.sampling.n
+    outputs = []
+    for completion in sorted(result.completions, key=lambda c: c.index):
+        parsed = parse(completion.text)
+        outputs.append((completion.text, parsed, parsed[-1]))
+    return outputs
+
+
+def _check_failures(stage: str, outputs: list[tuple], cfg: JudgeConfig) -> None:
+    """Fail the stage when more than `max_parse_fail` of all judge outputs are unusable."""
+    failed = [(raw, error) for raw, _, error in outputs if error is not None]
+    if not outputs or len(failed) / len(outputs) <= cfg.max_parse_fail:
+        return
+    raw, error = failed[0]
+    first = error if raw is None else f"{error} in {raw[:200]!r}"
+    raise EngineError(
+        f"judge {stage}: {len(failed)} of {len(outputs)} judge outputs ({len(failed) / len(outputs):.0%}) "
+        f"could not be used, more than judge.max_parse_fail={cfg.max_parse_fail}; first: {first}",
+        hint="turn on judge.constrained (guided decoding), raise judge.max_parse_fail, or use a stronger judge (judge.engine)",
+    )
+
+
+POINTWISE_COLUMNS = {
+    "sample_id": pl.String, "judge_scores": pl.List(pl.Int64), "judge_score": pl.Float64,
+    "judge_rationale": pl.String, "judge_parse_failures": pl.Int64, "judge_parse_error": pl.String,
+    "judge_raw": pl.List(pl.String), "judge_engine": pl.String,
+}
+
+
+def judge_pointwise(samples: pl.DataFrame, *, engine: Engine, cfg: JudgeConfig) -> pl.DataFrame:
+    """One row per sample, in input order: scores per judge sample, their mean, raw outputs.
+
+    An engine failure counts as a parse failure (`engine_error: ...`, raw null). Raises `EngineError`
+    when the share of unusable outputs exceeds `cfg.max_parse_fail`.
+    """
+    requests = build_pointwise_requests(samples, cfg=cfg)
+    results = _generate(engine, requests)
+    rows, every = [], []
+    for request in requests:
+        outputs = _outputs(request, results[request.request_id], parse_pointwise)
+        every += outputs
+        scores = [p[0] if p else None for _, p, _ in outputs]
+        usable = [s for s in scores if s is not None]
+        errors = [e for _, _, e in outputs if e is not None]
+        rows.append({
+            "sample_id": request.request_id, "judge_scores": scores,
+            "judge_score": sum(usable) / len(usable) if usable else None,
+            "judge_rationale": next((p[1] for _, p, _ in outputs if p and p[1] is not None), None),
+            "judge_parse_failures": len(errors), "judge_parse_error": errors[0] if errors else None,
+            "judge_raw": [raw for raw, _, _ in outputs], "judge_engine": engine.fingerprint,
+        })
+    _check_failures("pointwise", every, cfg)
+    return pl.DataFrame(rows, schema=POINTWISE_COLUMNS)
+
+
+_SIDE = {"ab": {"A": "chosen", "B": "rejected", "tie": "tie"}, "ba": {"A": "rejected", "B": "chosen", "tie": "tie"}}
+_PREFERS_CHOSEN = {"chosen": 1.0, "tie": 0.5, "rejected": 0.0}
+
+
+def summarize_sides(ab: list[str | None], ba: list[str | None]) -> tuple[float | None, bool | None, str | None]:
+    """(prefers_chosen_share, swap_consistent, judge_prefers) from per-sample sides of both orders.
+
+    Judge sample i of each order is compared; the pair is swap-consistent when a strict majority of
+    samples with both verdicts name the same side, and the judge prefers a side when a strict
+    majority of those consistent samples name it.
+    """
+    parsed = [s for s in ab + ba if s is not None]
+    share = sum(_PREFERS_CHOSEN[s] for s in parsed) / len(parsed) if parsed else None
+    both = [(x, y) for x, y in zip(ab, ba) if x is not None and y is not None]
+    agreed = [x for x, y in both if x == y]
+    consistent = 2 * len(agreed) > len(both) if both else None
+    prefers = next((s for s in ("chosen", "rejected", "tie") if 2 * agreed.count(s) > len(agreed)), None)
+    return share, consistent, prefers
+
+
+PAIRWISE_COLUMNS = {
+    "pair_id": pl.String, "verdicts_ab": pl.List(pl.String), "verdicts_ba": pl.List(pl.String),
+    "prefers_chosen_share": pl.Float64, "swap_consistent": pl.Boolean, "judge_prefers": pl.String,
+    "judge_parse_failures": pl.Int64, "judge_parse_error": pl.String,
+    "judge_raw_ab": pl.List(pl.String), "judge_raw_ba": pl.List(pl.String), "judge_engine": pl.String,
+}
+
+
+def judge_pairwise(pairs: pl.DataFrame, *, engine: Engine, cfg: JudgeConfig) -> pl.DataFrame:
+    """One row per pair, in input order; verdicts stored as sides (`chosen`/`rejected`/`tie`/null).
+
+    Raises `EngineError` when the share of unusable outputs (both orders) exceeds `cfg.max_parse_fail`.
+    """
+    requests = build_pairwise_requests(pairs, cfg=cfg)
+    results = _generate(engine, requests)
+    rows, every = [], []
+    for ab_request, ba_request in zip(requests[::2], requests[1::2]):
+        ab = _outputs(ab_request, results[ab_request.request_id], parse_pairwise)
+        ba = _outputs(ba_request, results[ba_request.request_id], parse_pairwise)
+        every += ab + ba
+        sides = {order: [_SIDE[order][p[0]] if p and p[0] else None for _, p, _ in outputs]
+                 for order, outputs in (("ab", ab), ("ba", ba))}
+        share, consistent, prefers = summarize_sides(sides["ab"], sides["ba"])
+        errors = [e for _, _, e in ab + ba if e is not None]
+        rows.append({
+            "pair_id": ab_request.request_id.removesuffix("|ab"), "verdicts_ab": sides["ab"], "verdicts_ba": sides["ba"],
+            "prefers_chosen_share": share, "swap_consistent": consistent, "judge_prefers": prefers,
+            "judge_parse_failures": len(errors), "judge_parse_error": errors[0] if errors else None,
+            "judge_raw_ab": [raw for raw, _, _ in ab], "judge_raw_ba": [raw for raw, _, _ in ba],
+            "judge_engine": engine.fingerprint,
+        })
+    _check_failures("pairwise", every, cfg)
+    return pl.DataFrame(rows, schema=PAIRWISE_COLUMNS)
+
+
+def score_samples(samples: pl.DataFrame, *, engine: Engine, cfg: JudgeConfig) -> pl.DataFrame:
+    """Every sample with its pointwise judge columns; samples the engine failed or left empty are not
+    judged (null columns)."""
+    usable = samples.filter(pl.col("error").is_null() & (pl.col("completion").str.strip_chars() != ""))
+    judged = judge_pointwise(usable, engine=engine, cfg=cfg)
+    return samples.join(judged.drop("judge_engine"), on="sample_id", how="left", maintain_order="left")
+
+
+def judge_kept_pairs(pairs: pl.DataFrame, *, engine: Engine, cfg: JudgeConfig) -> pl.DataFrame:
+    """`judge_pairwise` on the pair candidates still kept."""
+    return judge_pairwise(pairs.filter(pl.col("keep")), engine=engine, cfg=cfg)

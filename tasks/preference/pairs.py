@@ -1,0 +1,205 @@
+"""Pairs: turn scored samples into preference pairs by a strategy chosen in the recipe.
+
+A sample's score is in [0, 1]: the verifier's verdict (1 correct, 0 not), blended with the pointwise
+judge's rubric score when judging is on (`pairs.judge_weight`). Strategies:
+
+- `verified_vs_incorrect`: the correct sample the model was surest of vs the most confident
+  incorrect one (a hard negative); the reference stands in when no sample is correct.
+- `best_worst`: highest vs lowest score (UltraFeedback / Self-Rewarding style).
+- `all_ranked`: every pair with enough margin, ordered easy to hard (Curry-DPO).
+- `spin`: reference solution vs the model's own sample (SPIN).
+- `anchored`: the best current sample vs the parent version's worst output (Temporal Self-Rewarding).
+
+Every prompt yields rows; those without a pair keep `keep=False` and a `drop_reason`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import polars as pl
+
+from prefmill.config import PairsConfig
+
+
+NO_INCORRECT_SAMPLE = "no_incorrect_sample"
+NO_CORRECT_SAMPLE = "no_correct_sample"
+NO_MARGIN = "no_margin"
+NO_REFERENCE = "no_reference"
+NO_PARENT_SAMPLE = "no_parent_sample"
+NO_USABLE_SAMPLE = "no_usable_sample"
+
+_CALCULATOR = re.compile(r"<<[^<>]*>>")
+
+
+def reference_as_solution(reference: str) -> str:
+    """A GSM8K reference without its calculator annotations (`<<48/2=24>>`), as a model would write it."""
+    return _CALCULATOR.sub("", reference).strip()
+
+
+def sample_scores(samples: pl.DataFrame, *, cfg: PairsConfig) -> pl.DataFrame:
+    """Add `score` in [0, 1]: verifier verdict, blended with the judge's 1-10 score when present."""
+    verdict = pl.col("correct").cast(pl.Float64)
+    if "judge_score" not in samples.columns:
+        return samples.with_columns(score=verdict)
+    judged = (pl.col("judge_score") - 1) / 9
+    return samples.with_columns(
+        score=pl.when(pl.col("judge_score").is_null())
+        .then(verdict)
+        .otherwise((1 - cfg.judge_weight) * verdict + cfg.judge_weight * judged)
+    )
+
+
+def _side(row: dict[str, Any] | None, version: str | None) -> dict[str, Any]:
+    if row is None:
+        return {"text": None, "sample_id": None, "answer": None, "logprob": None, "score": None,
+                "engine": None, "version": None}
+    return {"text": row["completion"], "sample_id": row["sample_id"], "answer": row["extracted"],
+            "logprob": row["mean_logprob"], "score": row["score"], "engine": row["engine"], "version": version}
+
+
+def _reference_side(prompt: dict[str, Any]) -> dict[str, Any]:
+    return {"text": reference_as_solution(prompt["reference"]), "sample_id": None,
+            "answer": prompt["reference_answer"], "logprob": None, "score": 1.0, "engine": "reference",
+            "version": None}
+
+
+def _rank(rows: list[dict], *, best: bool) -> list[dict]:
+    """By score (best or worst first), then by confidence (higher mean logprob first), then index."""
+    sign = -1 if best else 1
+    return sorted(rows, key=lambda r: (sign * r["score"], -(r["mean_logprob"] or float("-inf")), r["sample_index"]))
+
+
+def pair_row(prompt, chosen, rejected, *, source: str, drop: str | None = None) -> dict[str, Any]:
+    """One pair: `prompt` gives prompt_id and reference_answer, the sides are `_side`-shaped dicts."""
+    margin = None
+    if chosen["score"] is not None and rejected["score"] is not None:
+        margin = round(chosen["score"] - rejected["score"], 6)
+    return {"prompt_id": prompt["prompt_id"], "reference_answer": prompt["reference_answer"],
+            "keep": drop is None, "drop_reason": drop, "chosen_source": source,
+            **{f"chosen_{k}": v for k, v in chosen.items()}, **{f"rejected_{k}": v for k, v in rejected.items()},
+            "margin": margin}
+
+
+def _dropped(prompt, reason: str) -> dict[str, Any]:
+    return pair_row(prompt, _side(None, None), _side(None, None), source=None, drop=reason)
+
+
+def _prompt_pairs(prompt, rows, parent_rows, *, cfg: PairsConfig, version: str | None, parent: str | None):
+    usable = [r for r in rows if r["error"] is None and r["completion"].strip()]
+    reference = _reference_side(prompt) if prompt["reference"] is not None and cfg.reference_as_chosen else None
+    strategy = cfg.strategy
+    if strategy == "spin":
+        if prompt["reference"] is None:
+            return [_dropped(prompt, NO_REFERENCE)]
+        if not usable:
+            return [_dropped(prompt, NO_USABLE_SAMPLE)]
+        own = sorted(usable, key=lambda r: (-(r["mean_logprob"] or float("-inf")), r["sample_index"]))[0]
+        return [pair_row(prompt, _reference_side(prompt), _side(own, version), source="reference")]
+    if strategy == "anchored":
+        anchors = [r for r in parent_rows if r["error"] is None and r["completion"].strip()]
+        if not anchors:
+            return [_dropped(prompt, NO_PARENT_SAMPLE)]
+        best = _rank(usable, best=True)[0] if usable else None
+        chosen = _side(best, version) if best is not None and best["score"] > 0 else reference
+        if chosen is None:
+            return [_dropped(prompt, NO_CORRECT_SAMPLE)]
+        worst = _side(_rank(anchors, best=False)[0], parent)
+        return [_margin_checked(prompt, chosen, worst, cfg=cfg)]
+    if not usable:
+        return [_dropped(prompt, NO_USABLE_SAMPLE)]
+    if strategy == "verified_vs_incorrect":
+        correct = [r for r in usable if r["correct"]]
+        incorrect = [r for r in usable if not r["correct"]]
+        if not incorrect:
+            return [_dropped(prompt, NO_INCORRECT_SAMPLE)]
+        chosen = _side(_rank(correct, best=True)[0], version) if correct else reference
+        if chosen is None:
+            return [_dropped(prompt, NO_CORRECT_SAMPLE)]
+        confident = cfg.rejected == "most_confident"
+        rejected = sorted(incorrect, key=lambda r: ((-1 if confident else 1) * (r["mean_logprob"] or float("-inf")), r["sample_index"]))[0]
+        return [pair_row(prompt, chosen, _side(rejected, version), source="sample" if correct else "reference")]
+    ranked = _rank(usable, best=True)
+    if strategy == "best_worst":
+        chosen = _side(ranked[0], version)
+        if chosen["score"] == 0 and reference is not None:
+            chosen = reference
+        return [_margin_checked(prompt, chosen, _side(_rank(usable, best=False)[0], version), cfg=cfg)]
+    # all_ranked: every (better, worse) pair with margin, widest margins first.
+    candidates = [(a, b) for a in ranked for b in ranked if a["score"] - b["score"] > 0 and a["score"] - b["score"] >= cfg.min_margin]
+    if not candidates:
+        return [_dropped(prompt, NO_MARGIN)]
+    candidates.sort(key=lambda ab: -(ab[0]["score"] - ab[1]["score"]))
+    return [pair_row(prompt, _side(a, version), _side(b, version), source="sample") for a, b in candidates[: cfg.max_pairs_per_prompt]]
+
+
+def _margin_checked(prompt, chosen, rejected, *, cfg: PairsConfig) -> dict[str, Any]:
+    margin = chosen["score"] - rejected["score"]
+    source = "reference" if chosen["engine"] == "reference" else "sample"
+    ok = margin > 0 and margin >= cfg.min_margin
+    return pair_row(prompt, chosen, rejected, source=source, drop=None if ok else NO_MARGIN)
+
+
+def build_pairs(
+    samples: pl.DataFrame,
+    prompts: pl.DataFrame,
+    votes: pl.DataFrame | None = None,
+    parent_samples: pl.DataFrame | None = None,
+    *,
+    cfg: PairsConfig,
+    version: str | None = None,
+    parent_version: str | None = None,
+) -> pl.DataFrame:
+    """Pair rows (TRL conversational `prompt`/`chosen`/`rejected` + provenance), `keep`/`drop_reason`.
+
+    `votes` adds each prompt's difficulty (for the curriculum order); `parent_samples` feeds `anchored`.
+    """
+    scored = sample_scores(samples, cfg=cfg)
+    by_prompt = {pid: g.to_dicts() for (pid,), g in scored.group_by("prompt_id", maintain_order=True)}
+    parent_by_prompt: dict[str, list[dict]] = {}
+    if parent_samples is not None and parent_samples.height:
+        parent_scored = sample_scores(parent_samples, cfg=cfg)
+        parent_by_prompt = {pid: g.to_dicts() for (pid,), g in parent_scored.group_by("prompt_id", maintain_order=True)}
+    rows = []
+    for prompt in prompts.iter_rows(named=True):
+        group = by_prompt.get(prompt["prompt_id"], [])
+        found = _prompt_pairs(prompt, group, parent_by_prompt.get(prompt["prompt_id"], []),
+                              cfg=cfg, version=version, parent=parent_version)
+        messages = group[0]["prompt"] if group else None
+        rows.extend(r | {"prompt": messages} for r in found)
+    frame = pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame(schema={"prompt_id": pl.String})
+    return finish_pairs(frame, votes=votes, strategy=cfg.strategy)
+
+
+def finish_pairs(frame: pl.DataFrame, *, votes: pl.DataFrame | None, strategy: str) -> pl.DataFrame:
+    """Pair rows from `pair_row` -> the pairs table: difficulty, curriculum rank, TRL messages, ids."""
+    if votes is not None and "difficulty" in votes.columns:
+        frame = frame.join(votes.select("prompt_id", "difficulty"), on="prompt_id", how="left", maintain_order="left")
+    else:
+        frame = frame.with_columns(difficulty=pl.lit(None, pl.String))
+    assistant = lambda col: pl.concat_list(pl.struct(role=pl.lit("assistant"), content=pl.col(col)))  # noqa: E731
+    return rank_curriculum(frame).with_columns(
+        pair_id=pl.col("prompt_id") + "-" + pl.coalesce("chosen_sample_id", pl.lit("reference")) + "~"
+        + pl.coalesce("rejected_sample_id", pl.lit("none")),
+        chosen=assistant("chosen_text"),
+        rejected=assistant("rejected_text"),
+        strategy=pl.lit(strategy),
+        weight=pl.lit(1.0),
+    )
+
+
+def rank_curriculum(frame: pl.DataFrame, *, last: pl.Expr | None = None) -> pl.DataFrame:
+    """`curriculum_rank` (Curry-DPO): kept pairs first, wide margins and easy prompts first; kept
+    pairs matching `last` after the other kept ones."""
+    order = {"easy": 0, "medium": 1, "hard": 2, "unsolved": 3}
+    frame = frame.with_row_index("_i").with_columns(
+        _kept=~pl.col("keep"),
+        _last=pl.lit(False) if last is None else last.fill_null(False),
+        _level=pl.col("difficulty").replace_strict(order, default=4, return_dtype=pl.Int32),
+    )
+    ranked = frame.sort(
+        ["_kept", "_last", "margin", "_level", "_i"], descending=[False, False, True, False, False], nulls_last=True
+    )
+    ranked = ranked.with_columns(curriculum_rank=pl.int_range(pl.len(), dtype=pl.Int64))
+    return ranked.sort("_i").drop("_i", "_kept", "_last", "_level")

@@ -1,0 +1,418 @@
+"""OmegaPRM step labels (Luo et al. 2024, "Improve Mathematical Reasoning in Language Models by Automated
+Process Supervision"): per question a tree of states (step prefixes) with MC values, and a binary search
+for the first step whose prefix has MC 0 after a prefix with MC > 0.
+
+- Tree: a node is a step prefix (keyed by its text, `tasks.mc_label.step_prefix`) with N rollouts and the
+  number that verify correct (`prefmill.answers.judge`); MC = correct / N. A rollout from prefix s that goes
+  on through longer prefixes s' also counts for them (`share_rollouts`): its continuation after s' is a
+  sample from s', as the paper's tree adds rollouts as nodes. The chains themselves are rollouts from
+  the root (the bare question), so the root has MC > 0 when a chain of the question is correct.
+- Candidates (state, rollout): every chain whose final answer is wrong (state = root); with `explore`,
+  also the wrong rollouts met on the way (state = their prefix, searched with the budget the chains
+  leave). Selection takes the max Q + U, Q(s, r) = alpha^(1 - MC(s)) * beta^(len(r) / L),
+  U(s) = c_puct * sqrt(sum N) / (1 + N(s)), `width` candidates at a time.
+- Check: a prefix is sampled until one rollout is correct (MC > 0) or k rollouts all fail (MC = 0); with
+  `early_stop` in doubling batches (2, 2, 4), since the search only asks "MC > 0?".
+- A chain whose final answer verifies is labelled all True with no rollout (the paper only searches
+  wrong rollouts); when no chain is correct the root is checked first, and a root with MC 0 makes the
+  question `unsolved` (the paper drops such questions).
+
+Labels (TRL stepwise, bool for every step): as in Math-Shepherd / PRM800K stepwise sets the
+`completions` are cut after the first error, so `labels` is [True] * e + [False], or all True without
+an error. Every round, the checks of all pending questions go to the engine in one `generate` call.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import polars as pl
+
+from prefmill.checkpoints import Checkpoints
+from prefmill.config import ProcessConfig, VerifyConfig
+from prefmill.engines.base import Engine, GenRequest, GenResult, Sampling
+from prefmill.errors import InputError
+from prefmill.seeds import derived_seed
+from prefmill.tasks.process.mc_label import STEP_LABEL_COLUMNS, step_prefix
+from prefmill.tasks.process.steps import steps_of
+from prefmill.answers import judge, reference_final_answer
+
+
+METHOD = "omegaprm"
+
+OUTPUT_SCHEMA = {
+    **STEP_LABEL_COLUMNS,
+    "first_error_step": pl.Int32,
+    "status": pl.String,  # labelled | unsolved | budget | engine_error
+    "source": pl.String,  # chain (an input row) | rollout (found by `explore`)
+    "method": pl.String,
+    "engine": pl.String,
+    "rollout_tokens": pl.Int64,
+    "rollouts": pl.Int32,
+}
+
+
+@dataclass(frozen=True)
+class OmegaConfig:
+    """OmegaPRM search settings; alpha, beta, L and c_puct are the paper's values."""
+
+    rollouts_per_check: int = 8
+    """k: rollouts that must all fail before a prefix counts as MC = 0 (Math-Shepherd's N = 8); >= 1."""
+    budget: int = 200
+    """Most rollouts per question; chains not finished within it get status `budget`; >= 1."""
+    alpha: float = 0.5
+    """Q's weight on MC: alpha^(1 - MC(s)) prefers states likely to be right; in (0, 1]."""
+    beta: float = 0.9
+    """Q's weight on length: beta^(len(r) / L) prefers short rollouts; in (0, 1]."""
+    L: int = 500
+    """Length scale of Q in tokens (whitespace words for input chains); >= 1."""
+    c_puct: float = 0.125
+    """Exploration weight of U; >= 0, 0 turns exploration off."""
+    early_stop: bool = True
+    """Stop sampling a prefix at its first correct rollout; False: k rollouts per check in one batch."""
+    first_batch: int = 2
+    """With early_stop, rollouts in a prefix's first batch; later batches double up to k; >= 1."""
+    share_rollouts: bool = True
+    """A rollout counts for every prefix of it in the tree, not only where it started."""
+    explore: bool = False
+    """Also search the wrong rollouts met on the way (extra rows, source `rollout`), within the budget."""
+    split: float = 0.5
+    """Where between the last MC > 0 prefix (lo) and the first MC = 0 one (hi) to check next, as a share of
+    hi - lo; 0.5 is the paper's binary search, smaller leans to the cheap side (a check that finds MC > 0
+    stops at its first correct rollout, one that finds MC = 0 costs all k); in (0, 1)."""
+    width: int = 4
+    """Candidates of one question searched at once (one check each per round); >= 1."""
+    max_tokens: int = 512
+    temperature: float = 0.8
+    top_p: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name, low in (("rollouts_per_check", 1), ("budget", 1), ("L", 1), ("first_batch", 1), ("width", 1),
+                          ("max_tokens", 1)):
+            if getattr(self, name) < low:
+                raise ValueError(f"OmegaConfig.{name} must be >= {low}; got {getattr(self, name)}")
+        for name in ("alpha", "beta"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"OmegaConfig.{name} must be in (0, 1]; got {getattr(self, name)}")
+        if not 0 < self.split < 1:
+            raise ValueError(f"OmegaConfig.split must be in (0, 1); got {self.split}")
+        if self.c_puct < 0:
+            raise ValueError(f"OmegaConfig.c_puct must be >= 0; got {self.c_puct}")
+
+
+@dataclass
+class Node:
+    """A state: N rollouts through it, how many verified correct, how many were started from it."""
+
+    n: int = 0
+    correct: int = 0
+    started: int = 0
+    failed: bool = False
+    in_flight: bool = False
+
+    @property
+    def mc(self) -> float | None:
+        return self.correct / self.n if self.n else None
+
+    def positive(self) -> bool:
+        return self.correct > 0
+
+    def negative(self, k: int) -> bool:
+        return self.correct == 0 and self.n >= k
+
+
+@dataclass
+class Candidate:
+    """A (state, rollout) pair: `steps` of the rollout, searched from step prefix `start` (the state)."""
+
+    chain_id: str
+    steps: list[str]
+    start: int
+    length: int
+    source: str = "chain"
+    lo: int = 0
+    hi: int = 0
+    status: str | None = None
+    first_error: int | None = None
+    rollouts: int = 0
+    tokens: int = 0
+
+    def key(self, j: int) -> str:
+        return step_prefix(self.steps, j)
+
+
+def q_value(mc: float, length: int, cfg: OmegaConfig) -> float:
+    """Q(s, r) = alpha^(1 - MC(s)) * beta^(len(r) / L)."""
+    return cfg.alpha ** (1 - mc) * cfg.beta ** (length / cfg.L)
+
+
+def u_value(n_state: int, n_total: int, cfg: OmegaConfig) -> float:
+    """U(s) = c_puct * sqrt(sum over the tree of N) / (1 + N(s))."""
+    return cfg.c_puct * math.sqrt(n_total) / (1 + n_state)
+
+
+def select(candidates: Sequence[Candidate], nodes: dict[str, Node], cfg: OmegaConfig) -> int:
+    """Index of the candidate with the largest Q + U (the first on ties)."""
+    total = sum(node.n for node in nodes.values())
+
+    def score(c: Candidate) -> float:
+        state = nodes.get(c.key(c.start), Node())
+        return q_value(state.mc or 0.0, c.length, cfg) + u_value(state.n, total, cfg)
+
+    return max(range(len(candidates)), key=lambda i: (score(candidates[i]), -i))
+
+
+class QuestionTree:
+    """One question's search: `plan()` gives this round's checks, `absorb()` takes their results."""
+
+    def __init__(self, prompt_id: str, prompt: list[dict], chains: Sequence[tuple[str, list[str]]], *,
+                 reference: str | None, cfg: OmegaConfig, verify_cfg: VerifyConfig) -> None:
+        self.prompt_id, self.prompt, self.reference = prompt_id, prompt, reference
+        self.cfg, self.verify_cfg = cfg, verify_cfg
+        self.nodes: dict[str, Node] = {}
+        self.rollouts = self.tokens = self._seq = 0
+        self.inputs: list[Candidate] = []
+        self.pool: list[Candidate] = []
+        self.explored: list[Candidate] = []
+        self.active: list[Candidate] = []
+        self._pending: dict[str, tuple[Candidate, int]] = {}
+        for chain_id, steps in chains:
+            c = Candidate(chain_id, list(steps), 0, len(" ".join(steps).split()))
+            ok = self._record(list(steps), 0, self._judge(step_prefix(steps, len(steps)) if steps else ""))
+            c.lo, c.hi = (len(steps), len(steps)) if ok else (0, len(steps))
+            if ok or not steps:  # right final answer, or nothing to search
+                c.status = "labelled"
+            self.inputs.append(c)
+            if c.status is None:
+                self.pool.append(c)
+
+    def node(self, key: str) -> Node:
+        return self.nodes.setdefault(key, Node())
+
+    @property
+    def finished(self) -> bool:
+        return not (self.active or self.pool or self._pending)
+
+    def _judge(self, text: str, truncated: bool = False) -> bool:
+        return judge(text, self.reference, truncated=truncated, timeout_seconds=self.verify_cfg.timeout_seconds)[1]
+
+    def _record(self, steps: list[str], j: int, ok: bool) -> bool:
+        """Count one rollout of `steps` that started at prefix j (and, shared, at its longer prefixes)."""
+        last = len(steps) if self.cfg.share_rollouts else j
+        for i in range(j, last + 1):
+            node = self.node(step_prefix(steps, i))
+            node.n += 1
+            node.correct += ok
+        return ok
+
+    def _advance(self, c: Candidate) -> int | None:
+        """The prefix length c needs checked next; None when c is finished (c.status set)."""
+        k, root = self.cfg.rollouts_per_check, self.node(c.key(c.start))
+        if not root.positive():
+            if root.failed or root.negative(k):
+                c.status = "engine_error" if root.failed else "unsolved"
+                return None
+            return c.start
+        c.lo = max([c.lo] + [j for j in range(c.lo + 1, c.hi) if self.node(c.key(j)).positive()])
+        c.hi = min([c.hi] + [j for j in range(c.lo + 1, c.hi) if self.node(c.key(j)).negative(k)])
+        if c.hi - c.lo <= 1:
+            c.status, c.first_error = "labelled", c.hi - 1
+            return None
+        mid = c.lo + min(max(int((c.hi - c.lo) * self.cfg.split), 1), c.hi - c.lo - 1)
+        if self.node(c.key(mid)).failed:
+            c.status = "engine_error"
+            return None
+        return mid
+
+    def _batch(self, node: Node) -> int:
+        need = max(self.cfg.rollouts_per_check - node.n, 1)
+        return min(need, max(self.cfg.first_batch, node.started)) if self.cfg.early_stop else need
+
+    def plan(self) -> list[GenRequest]:
+        """This round's prefix checks: at most one per active candidate, never two for one prefix."""
+        requests: list[GenRequest] = []
+        while True:
+            while len(self.active) < self.cfg.width and (self.pool or (self.cfg.explore and self.explored)):
+                pool = self.pool or self.explored
+                self.active.append(pool.pop(select(pool, self.nodes, self.cfg)))
+            progressed = False
+            for c in list(self.active):
+                j = self._advance(c)
+                if j is not None and not self.node(c.key(j)).in_flight:
+                    node, n = self.node(c.key(j)), self._batch(self.node(c.key(j)))
+                    if self.rollouts + n > self.cfg.budget:
+                        c.status = "budget"
+                    else:
+                        requests.append(self._request(c, j, n))
+                        node.in_flight, node.started = True, node.started + n
+                        self.rollouts, c.rollouts = self.rollouts + n, c.rollouts + n
+                if c.status is not None:
+                    self.active.remove(c)
+                    progressed = True
+            if requests or not progressed:
+                if not requests and not self._pending:  # nothing left to ask: the rest ran out of budget
+                    for c in self.pool + self.active:
+                        c.status = c.status or "budget"
+                    self.pool, self.active = [], []
+                return requests
+
+    def _request(self, c: Candidate, j: int, n: int) -> GenRequest:
+        self._seq += 1
+        request_id = f"{self.prompt_id}|{self._seq}"
+        self._pending[request_id] = (c, j)
+        partial = step_prefix(c.steps, j) if j else ""
+        return GenRequest(
+            request_id=request_id,
+            messages=(*({"role": m["role"], "content": m["content"]} for m in self.prompt),
+                      {"role": "assistant", "content": partial}),
+            sampling=Sampling(n=n, temperature=self.cfg.temperature, top_p=self.cfg.top_p,
+                              max_tokens=self.cfg.max_tokens, seed=derived_seed(self.cfg.seed, request_id),
+                              logprobs=False),
+            continue_final=True,
+        )
+
+    def absorb(self, results: dict[str, GenResult]) -> None:
+        """Score this tree's checks among `results` (keyed by request id) into the tree."""
+        for request_id in [r for r in self._pending if r in results]:
+            c, j = self._pending.pop(request_id)
+            node, result = self.node(c.key(j)), results[request_id]
+            node.in_flight = False
+            if result.error is not None:
+                node.failed = True
+                continue
+            prefix = c.steps[:j]
+            partial = step_prefix(prefix, j) if j else ""
+            for completion in result.completions:
+                c.tokens += completion.num_tokens
+                self.tokens += completion.num_tokens
+                if completion.finish_reason == "error":
+                    continue
+                text = partial + completion.text
+                ok = self._judge(text, truncated=completion.finish_reason == "length")
+                steps = steps_of(text)
+                if steps[:j] != prefix:  # the continuation merged into the last step: count it here only
+                    node.n, node.correct = node.n + 1, node.correct + ok
+                    continue
+                self._record(steps, j, ok)
+                if self.cfg.explore and not ok and len(steps) > j:
+                    self.explored.append(Candidate(f"{self.prompt_id}|omega|{len(self.explored)}", steps, j,
+                                                   completion.num_tokens, "rollout", lo=j, hi=len(steps)))
+
+    def rows(self, engine: str) -> list[dict]:
+        """Output rows: the input chains in order, then the explored rollouts that were searched."""
+        out = []
+        for c in self.inputs + [c for c in self.explored if c.status is not None]:
+            labelled = c.status == "labelled"
+            e = c.first_error if labelled else None
+            cut = c.steps if e is None else c.steps[: e + 1]
+            out.append({
+                "chain_id": c.chain_id, "prompt_id": self.prompt_id, "prompt": self.prompt, "completions": cut,
+                "labels": ([True] * len(cut) if e is None else [True] * e + [False]) if labelled else None,
+                "values": [self.nodes[k].mc if (k := c.key(j + 1)) in self.nodes else None for j in range(len(cut))],
+                "first_error_step": e, "status": c.status, "source": c.source, "method": METHOD, "engine": engine,
+                "rollout_tokens": c.tokens, "rollouts": c.rollouts,
+            })
+        return out
+
+    def result(self, engine: str) -> dict:
+        """The JSON-serialisable checkpoint of a finished question: its rows and its tree."""
+        return {"prompt_id": self.prompt_id, "rows": self.rows(engine),
+                "rollouts": self.rollouts, "rollout_tokens": self.tokens,
+                "nodes": [[key, node.n, node.correct] for key, node in self.nodes.items() if node.n]}
+
+
+def search_question(question_chains: pl.DataFrame, *, engine: Engine, cfg: OmegaConfig, reference: str,
+                    verify_cfg: VerifyConfig) -> QuestionTree:
+    """Search one question's chains (`chain_id`, `prompt_id`, `prompt`, `steps`) to the end; see the module."""
+    tree = _tree(question_chains, reference, cfg, verify_cfg)
+    while requests := tree.plan():
+        tree.absorb({r.request_id: r for r in engine.generate(requests)})
+    return tree
+
+
+def _tree(chains: pl.DataFrame, reference: str, cfg: OmegaConfig, verify_cfg: VerifyConfig) -> QuestionTree:
+    first = chains.row(0, named=True)
+    return QuestionTree(first["prompt_id"], first["prompt"], list(zip(chains["chain_id"], chains["steps"].to_list())),
+                        reference=reference_final_answer(reference), cfg=cfg, verify_cfg=verify_cfg)
+
+
+def omega_label(chains: pl.DataFrame, references: pl.DataFrame, *, engine: Engine, cfg: OmegaConfig,
+                verify_cfg: VerifyConfig, done: dict[str, dict] | None = None,
+                on_question_done: Callable[[str, dict], None] | None = None) -> pl.DataFrame:
+    """OmegaPRM labels for every chain, all questions searched together, one `generate` call a round.
+
+    Questions in `done` (prompt_id -> a result from an earlier run) are not searched again; their
+    stored rows are reused. `on_question_done(prompt_id, result)` is called as each question finishes,
+    with a JSON-serialisable result to checkpoint. Output: see `OUTPUT_SCHEMA`; input chains in input
+    order, then the rows of explored rollouts.
+    """
+    done = done or {}
+    for table, needed in ((chains, ("chain_id", "prompt_id", "prompt", "steps")), (references, ("prompt_id", "reference"))):
+        if missing := [c for c in needed if c not in table.columns]:
+            raise InputError(f"omega_label: a table lacks column(s) {missing}; it has {table.columns}",
+                             hint="chains need chain_id, prompt_id, prompt, steps; references prompt_id, reference")
+    if chains["chain_id"].is_duplicated().any():
+        raise InputError("omega_label: chain_id values repeat", hint="give every chain its own id")
+    refs = dict(zip(references["prompt_id"], references["reference"]))
+    if missing := [p for p in chains["prompt_id"].unique(maintain_order=True) if refs.get(p) is None and p not in done]:
+        raise InputError(f"omega_label: no reference for prompt_id(s) {missing[:5]}",
+                         hint="pass the prompts table (prompt_id, reference) the chains were generated from")
+    results = dict(done)
+    trees = [_tree(group, refs[pid], cfg, verify_cfg)
+             for (pid,), group in chains.group_by("prompt_id", maintain_order=True) if pid not in done]
+    while trees:
+        batch: list[GenRequest] = []
+        for tree in list(trees):
+            batch += tree.plan()
+            if tree.finished:
+                results[tree.prompt_id] = tree.result(engine.fingerprint)
+                if on_question_done is not None:
+                    on_question_done(tree.prompt_id, results[tree.prompt_id])
+                trees.remove(tree)
+        if batch:
+            answered = {r.request_id: r for r in engine.generate(batch)}
+            for tree in trees:
+                tree.absorb(answered)
+    rows = {row["chain_id"]: row for result in results.values() for row in result["rows"]}
+    if lost := [c for c in chains["chain_id"] if c not in rows]:
+        raise InputError(f"omega_label: the stored results lack chain(s) {lost[:5]}",
+                         hint="delete the checkpoint of their question so it is searched again")
+    extra = [row for pid in chains["prompt_id"].unique(maintain_order=True) for row in results[pid]["rows"]
+             if row["source"] == "rollout"]
+    return pl.DataFrame([rows[c] for c in chains["chain_id"]] + extra, schema=OUTPUT_SCHEMA)
+
+
+def balance(rows: pl.DataFrame, *, seed: int) -> pl.DataFrame:
+    """Add `keep` and `drop_reason`: as many labelled chains with an error as without (the paper keeps
+    positive and negative examples balanced); the larger side is sampled down with `seed`, unlabelled
+    rows get drop_reason `unlabelled`. Nothing is removed."""
+    labelled = pl.col("status") == "labelled"
+    ids = rows.with_row_index("_i")
+    wrong = ids.filter(labelled & pl.col("first_error_step").is_not_null())["_i"]
+    right = ids.filter(labelled & pl.col("first_error_step").is_null())["_i"]
+    size = min(wrong.len(), right.len())
+    kept = set(wrong.sample(size, seed=seed).to_list()) | set(right.sample(size, seed=seed).to_list())
+    keep = pl.Series("keep", [i in kept for i in range(rows.height)], dtype=pl.Boolean)
+    reason = [None if k else ("balance" if s == "labelled" else "unlabelled") for k, s in zip(keep, rows["status"])]
+    return rows.with_columns(keep, pl.Series("drop_reason", reason, dtype=pl.String))
+
+
+def label_omegaprm(
+    chains: pl.DataFrame, prompts: pl.DataFrame, *, cfg: ProcessConfig, verify_cfg: VerifyConfig, engine: Engine,
+    checkpoints: Checkpoints,
+) -> pl.DataFrame:
+    """OmegaPRM labels of the kept chains, one checkpoint a question: a rerun after a crash (even
+    kill -9) loads the finished questions and searches only the rest. With `process.balance`, as many
+    chains with an error as without are kept."""
+    search = OmegaConfig(rollouts_per_check=cfg.rollouts, budget=cfg.budget, max_tokens=cfg.max_tokens,
+                         temperature=cfg.temperature, seed=cfg.seed)
+    labelled = omega_label(
+        chains.filter(pl.col("keep")), prompts.select("prompt_id", "reference"), engine=engine, cfg=search,
+        verify_cfg=verify_cfg, done=checkpoints.load(), on_question_done=checkpoints.save,
+    )
+    if cfg.balance:
+        labelled = balance(labelled, seed=cfg.seed).filter(pl.col("keep")).drop("keep", "drop_reason")
+    return labelled

@@ -1,0 +1,1 @@
+"""RISE: subtle errors injected into correct solutions, checked, turned into hard-negative pairs."""

@@ -1,0 +1,1 @@
+"""Sampling: generate n answers per prompt, verify them, vote, decontaminate the prompts."""

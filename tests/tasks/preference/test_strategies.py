@@ -1,0 +1,106 @@
+"""tasks/pairs.py strategies beyond verified_vs_incorrect, with the expected pairs spelled out."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from prefmill.config import PairsConfig
+from prefmill.tasks.preference.pairs import build_pairs, sample_scores
+from tests.tasks.preference.test_pairs import REFERENCE, _prompts, _verified
+
+
+def _pairs(frame: pl.DataFrame) -> list[tuple]:
+    return frame.filter(pl.col("keep")).select("chosen_sample_id", "rejected_sample_id", "margin").rows()
+
+
+SAMPLES = _verified([
+    {"prompt_id": "p", "sample_index": 0, "correct": True, "mean_logprob": -0.5},
+    {"prompt_id": "p", "sample_index": 1, "correct": False, "mean_logprob": -0.2},
+    {"prompt_id": "p", "sample_index": 2, "correct": False, "mean_logprob": -0.9},
+    {"prompt_id": "p", "sample_index": 3, "correct": True, "mean_logprob": -0.1},
+])
+PROMPTS = _prompts(("p", REFERENCE, "18"))
+
+
+class TestSampleScores:
+    def test_verifier_only(self):
+        assert sample_scores(SAMPLES, cfg=PairsConfig())["score"].to_list() == [1.0, 0.0, 0.0, 1.0]
+
+    def test_blends_judge_score_and_falls_back_when_unjudged(self):
+        judged = SAMPLES.with_columns(judge_score=pl.Series([10.0, 1.0, None, 5.5]))
+        scores = sample_scores(judged, cfg=PairsConfig(judge_weight=0.4))["score"].to_list()
+        assert scores == [1.0, 0.0, 0.0, 0.6 + 0.4 * 0.5]
+
+
+class TestBestWorst:
+    def test_top_vs_bottom_ties_broken_by_confidence(self):
+        out = build_pairs(SAMPLES, PROMPTS, cfg=PairsConfig(strategy="best_worst"))
+        # Best: p-3 (correct, surest); worst: p-1 (incorrect, surest = hardest negative).
+        assert _pairs(out) == [("p-3", "p-1", 1.0)]
+
+    def test_no_margin_when_all_equal_without_reference(self):
+        all_wrong = SAMPLES.with_columns(correct=pl.lit(False))
+        out = build_pairs(all_wrong, PROMPTS, cfg=PairsConfig(strategy="best_worst", reference_as_chosen=False))
+        assert out.select("keep", "drop_reason").rows() == [(False, "no_margin")]
+
+    def test_reference_chosen_when_nothing_scores(self):
+        all_wrong = SAMPLES.with_columns(correct=pl.lit(False))
+        out = build_pairs(all_wrong, PROMPTS, cfg=PairsConfig(strategy="best_worst"))
+        assert out.select("chosen_source", "chosen_sample_id", "rejected_sample_id", "margin").rows() == [
+            ("reference", None, "p-3", 1.0)  # all score 0: the surest wrong sample is the hardest negative
+        ]
+
+    def test_min_margin(self):
+        judged = SAMPLES.with_columns(judge_score=pl.Series([1.0, 10.0, 10.0, 1.0]))
+        cfg = PairsConfig(strategy="best_worst", judge_weight=0.9, min_margin=0.2)
+        out = build_pairs(judged, PROMPTS, cfg=cfg)
+        # correct+judge 1 -> 0.1; wrong+judge 10 -> 0.9: best is now an incorrect sample, margin 0.8;
+        # p-0 and p-3 tie at 0.1 and the surer one (p-3) is rejected.
+        assert _pairs(out) == [("p-1", "p-3", 0.8)]
+
+
+class TestAllRanked:
+    def test_every_pair_with_margin_widest_first_and_capped(self):
+        out = build_pairs(SAMPLES, PROMPTS, cfg=PairsConfig(strategy="all_ranked", max_pairs_per_prompt=3))
+        assert _pairs(out) == [("p-3", "p-1", 1.0), ("p-3", "p-2", 1.0), ("p-0", "p-1", 1.0)]
+        assert out["curriculum_rank"].to_list() == [0, 1, 2]
+
+    def test_curriculum_puts_easy_prompts_first(self):
+        two = pl.concat([SAMPLES, SAMPLES.with_columns(prompt_id=pl.lit("q"), sample_id=pl.lit("q-") + pl.col("sample_index").cast(pl.String))])
+        votes = pl.DataFrame({"prompt_id": ["p", "q"], "difficulty": ["hard", "easy"]})
+        out = build_pairs(two, _prompts(("p", REFERENCE, "18"), ("q", REFERENCE, "18")),
+                          cfg=PairsConfig(strategy="all_ranked", max_pairs_per_prompt=1), votes=votes)
+        ranked = out.sort("curriculum_rank").select("prompt_id", "difficulty").rows()
+        assert ranked == [("q", "easy"), ("p", "hard")]
+
+    def test_no_margin_when_all_tie(self):
+        out = build_pairs(SAMPLES.with_columns(correct=pl.lit(True)), PROMPTS, cfg=PairsConfig(strategy="all_ranked"))
+        assert out.select("keep", "drop_reason").rows() == [(False, "no_margin")]
+
+
+class TestSpin:
+    def test_reference_vs_most_confident_own_sample_even_if_correct(self):
+        out = build_pairs(SAMPLES, PROMPTS, cfg=PairsConfig(strategy="spin"))
+        assert out.select("chosen_source", "chosen_engine", "rejected_sample_id").rows() == [("reference", "reference", "p-3")]
+        assert out["chosen"][0][0]["content"] == "She sells 16 - 3 - 4 = 9 eggs.\nShe makes 9 * 2 = $18.\n#### 18"
+
+    def test_without_reference_dropped(self):
+        out = build_pairs(SAMPLES, _prompts(("p", None, None)), cfg=PairsConfig(strategy="spin"))
+        assert out.select("keep", "drop_reason").rows() == [(False, "no_reference")]
+
+
+class TestAnchored:
+    def test_rejected_comes_from_parent_version(self):
+        parent = _verified([
+            {"prompt_id": "p", "sample_index": 0, "correct": False, "mean_logprob": -0.3, "engine": "old-model"},
+            {"prompt_id": "p", "sample_index": 1, "correct": True, "mean_logprob": -0.3, "engine": "old-model"},
+        ])
+        out = build_pairs(SAMPLES, PROMPTS, cfg=PairsConfig(strategy="anchored"), parent_samples=parent,
+                          parent_version="v0001")
+        row = out.to_dicts()[0]
+        assert (row["chosen_sample_id"], row["rejected_sample_id"], row["rejected_version"], row["rejected_engine"],
+                row["chosen_version"], row["margin"]) == ("p-3", "p-0", "v0001", "old-model", None, 1.0)
+
+    def test_without_parent_dropped(self):
+        out = build_pairs(SAMPLES, PROMPTS, cfg=PairsConfig(strategy="anchored"))
+        assert out.select("keep", "drop_reason").rows() == [(False, "no_parent_sample")]
