@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 Message = dict[str, str]  # {"role": "user" | "assistant" | "system", "content": str}
+
+# What a request is for. Engines that simulate a model (ScriptedEngine) route on it, never on the
+# prompt's wording; real engines ignore it.
+Purpose = Literal[
+    "generate",  # a fresh answer to a question
+    "judge_pointwise",  # score one solution
+    "judge_pairwise",  # pick the better of two solutions
+    "first_error",  # name a solution's first wrong step (consensus filter)
+    "rise_edit",  # rewrite one step of a correct solution with a subtle error
+    "rise_continue",  # finish a solution from an edited step
+    "rollout",  # finish a solution from a step prefix (MC, OmegaPRM)
+]
+PURPOSES: tuple[str, ...] = Purpose.__args__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -44,8 +57,15 @@ class GenRequest:
     token after it (chat template rendered with `continue_final_message=True` and no generation
     prompt): Math-Shepherd / OmegaPRM rollouts from a step prefix. The completions hold only the
     continuation, not the partial turn. False: a fresh assistant turn after the messages."""
+    purpose: Purpose = "generate"
+    """What the request is for (see `Purpose`); not part of any cache key."""
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+    """What the prompt was built from (question, solution, steps, ...), by name: a simulated engine
+    answers from these, so rewording a prompt template changes no test. Real engines ignore it."""
 
     def __post_init__(self) -> None:
+        if self.purpose not in PURPOSES:
+            raise ValueError(f"request {self.request_id!r}: purpose must be one of {', '.join(PURPOSES)}; got {self.purpose!r}")
         if (self.messages is None) == (self.prefix is None):
             raise ValueError(f"request {self.request_id!r}: give exactly one of `messages` or `prefix`")
         if self.continue_final:

@@ -60,6 +60,12 @@ def last_user_text(request: GenRequest) -> str:
     return next(m["content"] for m in reversed(request.messages) if m["role"] == "user")
 
 
+def question_text(request: GenRequest) -> str:
+    """The question a request is about: its `inputs["question"]`, else (a request built by hand) its
+    last user message."""
+    return request.inputs.get("question") or last_user_text(request)
+
+
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
@@ -71,7 +77,7 @@ def gsm8k_policy(references: Mapping[str, str], *, p_error: float = 0.3) -> Poli
     """
 
     def policy(request: GenRequest, index: int, rng: random.Random) -> str:
-        text = last_user_text(request)
+        text = question_text(request)
         # The longest question contained in the prompt, so a short question inside another never wins.
         found = max((q for q in references if q in text), key=len, default=None)
         solution = references[found] if found is not None else None
@@ -103,7 +109,6 @@ def _to_number(text: str) -> int | float:
 
 
 _FINAL = re.compile(r"####\s*([^\n]*)")
-_BLOCK = re.compile(r"\[(Solution|Response A|Response B)\]\n(.*?)(?:\n\[End of Response [AB]\]|\Z)", re.DOTALL)
 
 
 def _final_answer(text: str) -> str | None:
@@ -113,49 +118,54 @@ def _final_answer(text: str) -> str | None:
 
 def gsm8k_judge_policy(references: Mapping[str, str], *, p_noise: float = 0.0) -> Policy:
     """A judge that knows the reference answers: a correct solution scores 9, a wrong one 2; between
-    two responses it prefers the correct one. With probability `p_noise` it answers at random, so
-    position-swap and agreement filters have something to catch."""
+    two responses it prefers the correct one; asked for a first error, it names the first step not in
+    the reference chain. With probability `p_noise` it answers at random, so position-swap, agreement
+    and consensus filters have something to catch. It reads what it judges from `request.inputs`
+    (question, solution | first, second | steps), never from the prompt's wording."""
 
     def policy(request: GenRequest, index: int, rng: random.Random) -> str:
-        text = last_user_text(request)
+        inputs = request.inputs
+        text = question_text(request)
         found = max((q for q in references if q in text), key=len, default=None)
         truth = _final_answer(references[found]) if found is not None else None
-        if "First error:" in text:  # name the first step that differs from the reference chain
+        if request.purpose == "first_error":  # name the first step that differs from the reference chain
             reference = [line.strip() for line in references[found].split("\n")] if found else []
-            shown = re.findall(r"^Step (\d+): (.*)$", text, flags=re.MULTILINE)
-            wrong = next((int(k) for k, step in shown if step.strip() not in reference), None)
+            shown = list(enumerate(inputs.get("steps", []), start=1))
+            # a step is judged by its first line (a last step may carry the `#### answer` line after it)
+            wrong = next((k for k, step in shown if step.split("\n")[0].strip() not in reference), None)
             if rng.random() < p_noise and shown:
                 wrong = rng.choice([None, *range(1, len(shown) + 1)])
             return f"I compared every step with the problem.\nFirst error: {wrong if wrong else 'none'}"
-        blocks = {name: body for name, body in _BLOCK.findall(text)}
-        right = {name: truth is not None and _final_answer(body) == truth for name, body in blocks.items()}
         noisy = rng.random() < p_noise
-        if "Solution" in blocks:
-            score = rng.randint(1, 10) if noisy else (9 if right["Solution"] else 2)
+        if request.purpose == "judge_pointwise":
+            right = truth is not None and _final_answer(inputs["solution"]) == truth
+            score = rng.randint(1, 10) if noisy else (9 if right else 2)
             return f"I checked the steps against the problem.\nScore: {score}"
         if noisy:
             return f"Both have merits.\nVerdict: {rng.choice(['A', 'B', 'tie'])}"
-        a, b = right.get("Response A", False), right.get("Response B", False)
+        a, b = (truth is not None and _final_answer(inputs[side]) == truth for side in ("first", "second"))
         verdict = "tie" if a == b else ("A" if a else "B")
         return f"Comparing the final answers.\nVerdict: {verdict}"
 
     return policy
 
 
+_JUDGING = ("judge_pointwise", "judge_pairwise", "first_error")
+_CONTINUING = ("rollout", "rise_continue")
+
+
 def routed(
     solver: Policy, judge: Policy, *, continuation: Policy | None = None, editor: Policy | None = None
 ) -> Policy:
     """One scripted engine that solves, judges, continues step prefixes and edits steps (RISE), as one
-    real model does."""
+    real model does; which of them answers is the request's `purpose`."""
 
     def policy(request: GenRequest, index: int, rng: random.Random) -> str:
-        if continuation is not None and request.continue_final:
+        if continuation is not None and request.purpose in _CONTINUING:
             return continuation(request, index, rng)
-        text = last_user_text(request)
-        if editor is not None and "[Correct solution]\n" in text:
+        if editor is not None and request.purpose == "rise_edit":
             return editor(request, index, rng)
-        is_judging = "[Solution]\n" in text or "[Response A]\n" in text
-        return (judge if is_judging else solver)(request, index, rng)
+        return (judge if request.purpose in _JUDGING else solver)(request, index, rng)
 
     return policy
 
@@ -288,7 +298,7 @@ class Gsm8kChainPolicy:
         return self._found[text]
 
     def __call__(self, request: GenRequest, index: int, rng: random.Random) -> str:
-        question = self.find_question(last_user_text(request))
+        question = self.find_question(question_text(request))
         if question is None:
             return "I am not sure how to solve this."
         partial = partial_answer(request)

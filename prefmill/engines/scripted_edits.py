@@ -5,26 +5,23 @@ rewrites the whole step)."""
 from __future__ import annotations
 
 import random
-import re
 
 from prefmill.engines.base import GenRequest
-from prefmill.engines.scripted import Policy, corrupt_step, last_user_text
+from prefmill.engines.scripted import Policy, corrupt_step
 
-EDIT_MARKER = "[Correct solution]\n"
 BAD_EDITS = ("admit", "unchanged", "rewrite")
 
 
-def asked_step(prompt: str) -> tuple[int, str]:
-    """(1-based step number, its text) that an edit prompt (tasks.rise.edit_prompt) asks to rewrite."""
-    k = int(re.search(r"Rewrite step (\d+)", prompt).group(1))
-    return k, re.search(rf"^Step {k}: (.*)$", prompt, flags=re.MULTILINE).group(1)
+def asked_step(request: GenRequest) -> tuple[int, str]:
+    """(1-based step number, its text) that a `rise_edit` request asks to rewrite, from its inputs."""
+    return int(request.inputs["step_number"]), request.inputs["step"]
 
 
 def gsm8k_edit_policy(*, p_bad: float = 0.0, bad: tuple[str, ...] = BAD_EDITS) -> Policy:
     """Shift the step's last result by 1-9 (tasks: `corrupt_step`); a bad edit is drawn from `bad`."""
 
     def policy(request: GenRequest, index: int, rng: random.Random) -> str:
-        k, step = asked_step(last_user_text(request))
+        k, step = asked_step(request)
         edited = corrupt_step(step, rng.randint(1, 9)) or step
         if rng.random() < p_bad:
             kind = rng.choice(bad)

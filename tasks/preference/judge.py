@@ -17,19 +17,24 @@ from typing import Literal
 import polars as pl
 
 from prefmill.config import JudgeConfig
-from prefmill.engines.base import Engine, GenRequest, GenResult, Sampling
-from prefmill.errors import EngineError, InputError
-from prefmill.seeds import derived_seed
+from prefmill.engines.base import Engine, GenRequest
+from prefmill.errors import InputError
+from prefmill.tasks.judging import (
+    EMPTY_OUTPUT,
+    check_parse_failures,
+    generate_all,
+    judge_outputs,
+    judge_request,
+    question_of,
+)
 
 
-# parse_error values; an engine failure is recorded as f"{ENGINE_ERROR}: <message>".
-EMPTY_OUTPUT = "empty_output"
+# parse_error values besides EMPTY_OUTPUT and ENGINE_ERROR (tasks.judging).
 NO_SCORE = "no_score"
 SCORE_OUT_OF_RANGE = "score_out_of_range"  # outside 1-10, e.g. 0, 11, -3
 WRONG_SCALE = "wrong_scale"  # "Score: 4/5": another scale; not rescaled, since the rubric asked for 1-10
 NO_VERDICT = "no_verdict"
 AMBIGUOUS = "ambiguous"
-ENGINE_ERROR = "engine_error"
 
 _NUM = r"(-?[0-9]+(?:\.[0-9]+)?)"
 _SCALE = r"(?:(?:/|(?i:out[ \t]+of))[ \t]*([0-9]+))?"
@@ -146,14 +151,6 @@ def build_pairwise_prompt(question: str, first: str, second: str, *, rubric: str
     )
 
 
-def _question(messages: list[dict[str, str]] | None, item_id: str) -> str:
-    """The problem is the last user message of the prompt the sample answered."""
-    content = next((m["content"] for m in reversed(messages or []) if m["role"] == "user"), None)
-    if content is None:
-        raise InputError(f"judge: {item_id!r} has no user message in `prompt`", hint="prompt must be chat messages")
-    return content
-
-
 def _require(frame: pl.DataFrame, columns: tuple[str, ...], id_column: str, where: str) -> None:
     if missing := [c for c in columns if c not in frame.columns]:
         raise InputError(f"{where}: missing column(s) {missing}; got {frame.columns}")
@@ -166,24 +163,14 @@ POINTWISE_FORMAT = r"[^\n]{1,300}\nScore: (10|[1-9])"
 PAIRWISE_FORMAT = r"[^\n]{1,300}\nVerdict: (A|B|tie)"
 
 
-def _sampling(request_id: str, cfg: JudgeConfig, *, regex: str) -> Sampling:
-    return Sampling(n=cfg.samples, temperature=cfg.temperature, max_tokens=cfg.max_tokens,
-                    seed=derived_seed(cfg.seed, request_id), logprobs=False,
-                    regex=regex if cfg.constrained else None)
-
-
-def _request(request_id: str, content: str, cfg: JudgeConfig, *, regex: str) -> GenRequest:
-    return GenRequest(request_id, messages=({"role": "user", "content": content},),
-                      sampling=_sampling(request_id, cfg, regex=regex))
-
-
 def build_pointwise_requests(samples: pl.DataFrame, *, cfg: JudgeConfig) -> list[GenRequest]:
     """One request per sample, `request_id = sample_id`."""
     _require(samples, ("sample_id", "prompt", "completion"), "sample_id", "judge_pointwise")
     return [
-        _request(sid, build_pointwise_prompt(_question(prompt, sid), completion, rubric=cfg.rubric), cfg,
-                 regex=POINTWISE_FORMAT)
+        judge_request(sid, build_pointwise_prompt(question, completion, rubric=cfg.rubric), cfg,
+                      regex=POINTWISE_FORMAT, purpose="judge_pointwise", inputs={"question": question, "solution": completion})
         for sid, prompt, completion in samples.select("sample_id", "prompt", "completion").iter_rows()
+        for question in [question_of(prompt, sid, stage="judge")]
     ]
 
 
@@ -192,46 +179,12 @@ def build_pairwise_requests(pairs: pl.DataFrame, *, cfg: JudgeConfig) -> list[Ge
     _require(pairs, ("pair_id", "prompt", "chosen_text", "rejected_text"), "pair_id", "judge_pairwise")
     requests = []
     for pid, prompt, chosen, rejected in pairs.select("pair_id", "prompt", "chosen_text", "rejected_text").iter_rows():
-        question = _question(prompt, pid)
+        question = question_of(prompt, pid, stage="judge")
         for order, first, second in (("ab", chosen, rejected), ("ba", rejected, chosen)):
             prompt_text = build_pairwise_prompt(question, first, second, rubric=cfg.rubric)
-            requests.append(_request(f"{pid}|{order}", prompt_text, cfg, regex=PAIRWISE_FORMAT))
+            requests.append(judge_request(f"{pid}|{order}", prompt_text, cfg, regex=PAIRWISE_FORMAT, purpose="judge_pairwise",
+                                          inputs={"question": question, "first": first, "second": second}))
     return requests
-
-
-def _generate(engine: Engine, requests: list[GenRequest]) -> dict[str, GenResult]:
-    """All of a stage's requests in one call, results keyed by request id (engines may reorder)."""
-    results = {r.request_id: r for r in engine.generate(requests)} if requests else {}
-    if missing := [r.request_id for r in requests if r.request_id not in results]:
-        raise EngineError(f"judge: the engine returned no result for {len(missing)} request(s), e.g. {missing[0]!r}",
-                          hint="an engine must return one result per request")
-    return results
-
-
-def _outputs(request: GenRequest, result: GenResult, parse) -> list[tuple[str | None, tuple | None, str | None]]:
-    """(raw text, parse, parse_error) per judge sample; an engine failure gives n outputs with no
-    text (null, never padded with "")."""
-    if result.error is not None:
-        return [(None, None, f"{ENGINE_ERROR}: {result.error}")] * request.sampling.n
-    outputs = []
-    for completion in sorted(result.completions, key=lambda c: c.index):
-        parsed = parse(completion.text)
-        outputs.append((completion.text, parsed, parsed[-1]))
-    return outputs
-
-
-def _check_failures(stage: str, outputs: list[tuple], cfg: JudgeConfig) -> None:
-    """Fail the stage when more than `max_parse_fail` of all judge outputs are unusable."""
-    failed = [(raw, error) for raw, _, error in outputs if error is not None]
-    if not outputs or len(failed) / len(outputs) <= cfg.max_parse_fail:
-        return
-    raw, error = failed[0]
-    first = error if raw is None else f"{error} in {raw[:200]!r}"
-    raise EngineError(
-        f"judge {stage}: {len(failed)} of {len(outputs)} judge outputs ({len(failed) / len(outputs):.0%}) "
-        f"could not be used, more than judge.max_parse_fail={cfg.max_parse_fail}; first: {first}",
-        hint="turn on judge.constrained (guided decoding), raise judge.max_parse_fail, or use a stronger judge (judge.engine)",
-    )
 
 
 POINTWISE_COLUMNS = {
@@ -248,10 +201,10 @@ def judge_pointwise(samples: pl.DataFrame, *, engine: Engine, cfg: JudgeConfig) 
     when the share of unusable outputs exceeds `cfg.max_parse_fail`.
     """
     requests = build_pointwise_requests(samples, cfg=cfg)
-    results = _generate(engine, requests)
+    results = generate_all(engine, requests, stage="judge")
     rows, every = [], []
     for request in requests:
-        outputs = _outputs(request, results[request.request_id], parse_pointwise)
+        outputs = judge_outputs(request, results[request.request_id], parse_pointwise)
         every += outputs
         scores = [p[0] if p else None for _, p, _ in outputs]
         usable = [s for s in scores if s is not None]
@@ -263,7 +216,7 @@ def judge_pointwise(samples: pl.DataFrame, *, engine: Engine, cfg: JudgeConfig) 
             "judge_parse_failures": len(errors), "judge_parse_error": errors[0] if errors else None,
             "judge_raw": [raw for raw, _, _ in outputs], "judge_engine": engine.fingerprint,
         })
-    _check_failures("pointwise", every, cfg)
+    check_parse_failures("pointwise", every, cfg)
     return pl.DataFrame(rows, schema=POINTWISE_COLUMNS)
 
 
@@ -301,11 +254,11 @@ def judge_pairwise(pairs: pl.DataFrame, *, engine: Engine, cfg: JudgeConfig) -> 
     Raises `EngineError` when the share of unusable outputs (both orders) exceeds `cfg.max_parse_fail`.
     """
     requests = build_pairwise_requests(pairs, cfg=cfg)
-    results = _generate(engine, requests)
+    results = generate_all(engine, requests, stage="judge")
     rows, every = [], []
     for ab_request, ba_request in zip(requests[::2], requests[1::2]):
-        ab = _outputs(ab_request, results[ab_request.request_id], parse_pairwise)
-        ba = _outputs(ba_request, results[ba_request.request_id], parse_pairwise)
+        ab = judge_outputs(ab_request, results[ab_request.request_id], parse_pairwise)
+        ba = judge_outputs(ba_request, results[ba_request.request_id], parse_pairwise)
         every += ab + ba
         sides = {order: [_SIDE[order][p[0]] if p and p[0] else None for _, p, _ in outputs]
                  for order, outputs in (("ab", ab), ("ba", ba))}
@@ -318,7 +271,7 @@ def judge_pairwise(pairs: pl.DataFrame, *, engine: Engine, cfg: JudgeConfig) -> 
             "judge_raw_ab": [raw for raw, _, _ in ab], "judge_raw_ba": [raw for raw, _, _ in ba],
             "judge_engine": engine.fingerprint,
         })
-    _check_failures("pairwise", every, cfg)
+    check_parse_failures("pairwise", every, cfg)
     return pl.DataFrame(rows, schema=PAIRWISE_COLUMNS)
 
 

@@ -21,11 +21,10 @@ import polars as pl
 from prefmill.config import JudgeConfig
 from prefmill.engines.base import Engine
 from prefmill.errors import InputError
-from prefmill.tasks.preference.judge import _check_failures, _generate, _outputs, _request
+from prefmill.tasks.judging import EMPTY_OUTPUT, check_parse_failures, generate_all, judge_outputs, judge_request, question_of
 
 
-# parse_error values; an engine failure is recorded as "engine_error: <message>" (as in tasks.judge).
-EMPTY_OUTPUT = "empty_output"
+# parse_error values besides EMPTY_OUTPUT and ENGINE_ERROR (tasks.judging).
 NO_ANSWER = "no_answer"
 OUT_OF_RANGE = "out_of_range"  # a step number outside 1..n_steps (0, -1, 12 of 5)
 AMBIGUOUS = "ambiguous"  # "First error: 2 or 3"
@@ -91,14 +90,6 @@ def parse_first_error(text: str | None, n_steps: int) -> tuple[int | Literal["no
     return step - 1, None
 
 
-def _question(messages: list[dict[str, str]] | None, chain_id: str) -> str:
-    content = next((m["content"] for m in reversed(messages or []) if m["role"] == "user"), None)
-    if content is None:
-        raise InputError(f"consensus: chain {chain_id!r} has no user message in `prompt`",
-                         hint="prompt must be the chat messages the chain answered")
-    return content
-
-
 def _majority(answers: list[int | str | None]) -> tuple[int | str | None, bool]:
     """(the most common usable answer, tied); None when no answer is usable or the top answers tie."""
     ranked = Counter(a for a in answers if a is not None).most_common()
@@ -138,13 +129,14 @@ def judge_first_errors(chains: pl.DataFrame, *, engine: Engine, cfg: JudgeConfig
     for chain_id, prompt, steps in chains.select("chain_id", "prompt", "completions").iter_rows():
         if not steps:
             raise InputError(f"consensus: chain {chain_id!r} has no steps", hint="drop chains without steps before judging")
-        content = build_first_error_prompt(_question(prompt, chain_id), steps)
-        requests.append(_request(chain_id, content, cfg, regex=FIRST_ERROR_FORMAT))
+        question = question_of(prompt, chain_id, stage="consensus")
+        requests.append(judge_request(chain_id, build_first_error_prompt(question, steps), cfg, regex=FIRST_ERROR_FORMAT,
+                                      purpose="first_error", inputs={"question": question, "steps": list(steps)}))
         sizes.append(len(steps))
-    results = _generate(engine, requests)
+    results = generate_all(engine, requests, stage="consensus")
     rows, every = [], []
     for request, n_steps in zip(requests, sizes):
-        outputs = _outputs(request, results[request.request_id], lambda text: parse_first_error(text, n_steps))
+        outputs = judge_outputs(request, results[request.request_id], lambda text: parse_first_error(text, n_steps))
         every += outputs
         verdict, tied = _majority([p[0] if p else None for _, p, _ in outputs])
         errors = [e for _, _, e in outputs if e is not None]
@@ -157,7 +149,7 @@ def judge_first_errors(chains: pl.DataFrame, *, engine: Engine, cfg: JudgeConfig
             "judge_raw": [raw for raw, _, _ in outputs],
             "judge_engine": engine.fingerprint,
         })
-    _check_failures("first_error", every, cfg)
+    check_parse_failures("first_error", every, cfg)
     return pl.DataFrame(rows, schema=JUDGED_COLUMNS)
 
 

@@ -91,6 +91,7 @@ def build_rollout_requests(
     requests = []
     for chain_id, prompt, steps in zip(chains["chain_id"], chains["prompt"], chains["steps"]):
         messages = tuple({"role": m["role"], "content": m["content"]} for m in prompt)
+        question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
         for k in range(1, len(steps) + 1):
             request_id = f"{chain_id}|{k}"
             requests.append(
@@ -106,6 +107,8 @@ def build_rollout_requests(
                         logprobs=False,
                     ),
                     continue_final=True,
+                    purpose="rollout",
+                    inputs={"question": question},
                 )
             )
     return requests

@@ -272,6 +272,8 @@ class QuestionTree:
                               max_tokens=self.cfg.max_tokens, seed=derived_seed(self.cfg.seed, request_id),
                               logprobs=False),
             continue_final=True,
+            purpose="rollout",
+            inputs={"question": next((m["content"] for m in reversed(self.prompt) if m["role"] == "user"), "")},
         )
 
     def absorb(self, results: dict[str, GenResult]) -> None:

@@ -215,6 +215,8 @@ def _edit_requests(plans: list[dict[str, Any]], *, cfg: RiseConfig) -> list[GenR
             messages=({"role": "user", "content": edit_prompt(p["question"], p["text"], p["steps"], p["step_index"], p["instruction"])},),
             sampling=Sampling(n=1, temperature=cfg.temperature, max_tokens=cfg.max_tokens,
                               seed=derived_seed(cfg.seed, p["edit_id"]), regex=edit_regex(_step(p), p["error_type"], cfg=cfg)),
+            purpose="rise_edit",
+            inputs={"question": p["question"], "step_number": p["step_index"] + 1, "step": _step(p), "error_type": p["error_type"]},
         )
         for p in plans
     ]
@@ -240,6 +242,7 @@ def _continue_requests(
             continue_final=True,
             sampling=Sampling(n=1, temperature=cfg.temperature, max_tokens=cfg.continue_max_tokens,
                               seed=derived_seed(cfg.seed, f"{p['edit_id']}/continue")),
+            purpose="rise_continue", inputs={"question": p["question"]},
         )
         for p in plans
         if p["edit_id"] in edits and _step_check(p, edits[p["edit_id"]], cfg=cfg, verify_cfg=verify_cfg) is None

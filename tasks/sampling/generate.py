@@ -32,6 +32,8 @@ def build_requests(prompts: pl.DataFrame, *, cfg: GenerateConfig) -> list[GenReq
                 seed=derived_seed(cfg.seed, pid),
                 stop=cfg.stop,
             ),
+            purpose="generate",
+            inputs={"question": question},
         )
         for pid, question in zip(prompts["prompt_id"], prompts["question"])
     ]

@@ -226,7 +226,7 @@ class TestInject:
                     cfg=RiseConfig(error_types=("change_number",)), verify_cfg=VERIFY)
 
         edit, cont = seen
-        k, step = asked_step(edit.messages[0]["content"])
+        k, step = asked_step(edit)
         assert step in SOLUTION and re.fullmatch(edit.sampling.regex, step)
         assert cont.continue_final and cont.messages[-1]["role"] == "assistant"
         assert cont.messages[-1]["content"].endswith("\n") and QUESTION not in cont.messages[-1]["content"]
