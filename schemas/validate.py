@@ -64,7 +64,12 @@ def conform(
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def polars_schema(schema: pa.Schema, *, exclude: tuple[str, ...] = ()) -> dict[str, pl.DataType]:
-    """The polars dtypes of a pyarrow schema, for building frames row by row."""
-    frame = pl.from_arrow(schema.empty_table())
-    return {name: dtype for name, dtype in frame.schema.items() if name not in exclude}
+def polars_schema(
+    schema: pa.Schema, *, exclude: tuple[str, ...] = (), columns: tuple[str, ...] | None = None
+) -> dict[str, pl.DataType]:
+    """The polars dtypes of a pyarrow schema, for building frames row by row: all its columns but
+    `exclude`, or just `columns` in that order."""
+    types = dict(pl.from_arrow(schema.empty_table()).schema.items())
+    if columns is not None:
+        return {name: types[name] for name in columns}
+    return {name: dtype for name, dtype in types.items() if name not in exclude}

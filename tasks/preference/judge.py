@@ -19,6 +19,8 @@ import polars as pl
 from prefmill.config import JudgeConfig
 from prefmill.engines.base import Engine, GenRequest
 from prefmill.errors import InputError
+from prefmill.schemas.tables import PAIRWISE_VERDICTS, POINTWISE_VERDICTS
+from prefmill.schemas.validate import polars_schema
 from prefmill.tasks.judging import (
     EMPTY_OUTPUT,
     check_parse_failures,
@@ -187,11 +189,7 @@ def build_pairwise_requests(pairs: pl.DataFrame, *, cfg: JudgeConfig) -> list[Ge
     return requests
 
 
-POINTWISE_COLUMNS = {
-    "sample_id": pl.String, "judge_scores": pl.List(pl.Int64), "judge_score": pl.Float64,
-    "judge_rationale": pl.String, "judge_parse_failures": pl.Int64, "judge_parse_error": pl.String,
-    "judge_raw": pl.List(pl.String), "judge_engine": pl.String,
-}
+POINTWISE_COLUMNS = polars_schema(POINTWISE_VERDICTS)
 
 
 def judge_pointwise(samples: pl.DataFrame, *, engine: Engine, cfg: JudgeConfig) -> pl.DataFrame:
@@ -240,12 +238,7 @@ def summarize_sides(ab: list[str | None], ba: list[str | None]) -> tuple[float |
     return share, consistent, prefers
 
 
-PAIRWISE_COLUMNS = {
-    "pair_id": pl.String, "verdicts_ab": pl.List(pl.String), "verdicts_ba": pl.List(pl.String),
-    "prefers_chosen_share": pl.Float64, "swap_consistent": pl.Boolean, "judge_prefers": pl.String,
-    "judge_parse_failures": pl.Int64, "judge_parse_error": pl.String,
-    "judge_raw_ab": pl.List(pl.String), "judge_raw_ba": pl.List(pl.String), "judge_engine": pl.String,
-}
+PAIRWISE_COLUMNS = polars_schema(PAIRWISE_VERDICTS)
 
 
 def judge_pairwise(pairs: pl.DataFrame, *, engine: Engine, cfg: JudgeConfig) -> pl.DataFrame:

@@ -15,12 +15,12 @@ Every prompt yields rows; those without a pair keep `keep=False` and a `drop_rea
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import polars as pl
 
 from prefmill.config import PairsConfig
+from prefmill.tasks.solution_text import without_annotations
 
 
 NO_INCORRECT_SAMPLE = "no_incorrect_sample"
@@ -30,12 +30,9 @@ NO_REFERENCE = "no_reference"
 NO_PARENT_SAMPLE = "no_parent_sample"
 NO_USABLE_SAMPLE = "no_usable_sample"
 
-_CALCULATOR = re.compile(r"<<[^<>]*>>")
-
-
 def reference_as_solution(reference: str) -> str:
     """A GSM8K reference without its calculator annotations (`<<48/2=24>>`), as a model would write it."""
-    return _CALCULATOR.sub("", reference).strip()
+    return without_annotations(reference).strip()
 
 
 def sample_scores(samples: pl.DataFrame, *, cfg: PairsConfig) -> pl.DataFrame:

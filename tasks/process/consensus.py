@@ -21,6 +21,8 @@ import polars as pl
 from prefmill.config import JudgeConfig
 from prefmill.engines.base import Engine
 from prefmill.errors import InputError
+from prefmill.schemas.tables import FIRST_ERROR_VERDICTS
+from prefmill.schemas.validate import polars_schema
 from prefmill.tasks.judging import EMPTY_OUTPUT, check_parse_failures, generate_all, judge_outputs, judge_request, question_of
 
 
@@ -100,11 +102,7 @@ def _majority(answers: list[int | str | None]) -> tuple[int | str | None, bool]:
     return ranked[0][0], False
 
 
-JUDGED_COLUMNS = {
-    "chain_id": pl.String, "judge_first_error": pl.Int32, "judge_says_none": pl.Boolean,
-    "judge_parse_failures": pl.Int64, "judge_parse_error": pl.String, "judge_raw": pl.List(pl.String),
-    "judge_engine": pl.String,
-}
+JUDGED_COLUMNS = polars_schema(FIRST_ERROR_VERDICTS)
 
 
 def judge_first_errors(chains: pl.DataFrame, *, engine: Engine, cfg: JudgeConfig) -> pl.DataFrame:

@@ -27,32 +27,19 @@ import polars as pl
 from prefmill.config import ProcessConfig, VerifyConfig
 from prefmill.engines.base import Engine, GenRequest, GenResult, Sampling
 from prefmill.errors import InputError
+from prefmill.schemas.tables import STEP_LABELS
+from prefmill.schemas.validate import polars_schema
 from prefmill.seeds import derived_seed
 from prefmill.answers import judge, reference_final_answer
 
 
 METHOD = "mc"
 
-# The columns every step-labelling method writes (TRL stepwise: completions + labels, plus values).
-STEP_LABEL_COLUMNS = {
-    "chain_id": pl.String,
-    "prompt_id": pl.String,
-    "prompt": pl.List(pl.Struct({"role": pl.String, "content": pl.String})),
-    "completions": pl.List(pl.String),
-    "labels": pl.List(pl.Boolean),
-    "values": pl.List(pl.Float64),
-}
 
-OUTPUT_SCHEMA = {
-    **STEP_LABEL_COLUMNS,
-    "rollout_counts": pl.List(pl.Int32),
-    "rollouts_correct": pl.List(pl.Int32),
-    "first_error_step": pl.Int32,
-    "failed_steps": pl.Int32,
-    "method": pl.String,
-    "engine": pl.String,
-    "rollout_tokens": pl.Int64,
-}
+OUTPUT_SCHEMA = polars_schema(STEP_LABELS, columns=(
+    "chain_id", "prompt_id", "prompt", "completions", "labels", "values", "rollout_counts", "rollouts_correct",
+    "first_error_step", "failed_steps", "method", "engine", "rollout_tokens",
+))
 
 
 def step_prefix(steps: Sequence[str], k: int) -> str:

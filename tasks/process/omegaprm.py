@@ -35,23 +35,21 @@ from prefmill.config import ProcessConfig, VerifyConfig
 from prefmill.engines.base import Engine, GenRequest, GenResult, Sampling
 from prefmill.errors import InputError
 from prefmill.seeds import derived_seed
-from prefmill.tasks.process.mc_label import STEP_LABEL_COLUMNS, step_prefix
+from prefmill.schemas.tables import STEP_LABELS
+from prefmill.schemas.validate import polars_schema
+from prefmill.tasks.process.mc_label import step_prefix
 from prefmill.tasks.process.steps import steps_of
 from prefmill.answers import judge, reference_final_answer
 
 
 METHOD = "omegaprm"
 
-OUTPUT_SCHEMA = {
-    **STEP_LABEL_COLUMNS,
-    "first_error_step": pl.Int32,
-    "status": pl.String,  # labelled | unsolved | budget | engine_error
-    "source": pl.String,  # chain (an input row) | rollout (found by `explore`)
-    "method": pl.String,
-    "engine": pl.String,
-    "rollout_tokens": pl.Int64,
-    "rollouts": pl.Int32,
-}
+OUTPUT_SCHEMA = polars_schema(STEP_LABELS, columns=(
+    "chain_id", "prompt_id", "prompt", "completions", "labels", "values", "first_error_step",
+    "status",  # labelled | unsolved | budget | engine_error
+    "source",  # chain (an input row) | rollout (found by `explore`)
+    "method", "engine", "rollout_tokens", "rollouts",
+))
 
 
 @dataclass(frozen=True)

@@ -35,27 +35,14 @@ from collections import defaultdict
 import polars as pl
 
 from prefmill.errors import InputError
+from prefmill.schemas.tables import STEP_PAIRS
+from prefmill.schemas.validate import polars_schema
 
 
 FIRST_ERROR = "first_error"
 CONTRAST = "contrast"
 
-_MESSAGES = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
-OUTPUT_SCHEMA = {
-    "pair_id": pl.String,
-    "prompt_id": pl.String,
-    "prompt": _MESSAGES,
-    "chosen": _MESSAGES,
-    "rejected": _MESSAGES,
-    "prefix_steps": pl.Int32,
-    "chosen_chain_id": pl.String,
-    "rejected_chain_id": pl.String,
-    "chosen_value": pl.Float64,
-    "rejected_value": pl.Float64,
-    "margin": pl.Float64,
-    "kind": pl.String,
-    "method": pl.String,
-}
+OUTPUT_SCHEMA = polars_schema(STEP_PAIRS)
 
 _NEEDED = ("chain_id", "prompt_id", "prompt", "completions", "labels", "values", "method")
 

@@ -28,18 +28,18 @@ import re
 from typing import Literal
 
 import polars as pl
+import pyarrow as pa
+
+from prefmill.schemas import tables
+from prefmill.tasks.solution_text import ANNOTATION, STEP_MARKER
 
 
 SplitRule = Literal["newline", "step_marker", "sentence"]
 RULES: tuple[str, ...] = ("newline", "step_marker", "sentence")
 
-SPAN = pl.Struct({"start": pl.Int32, "end": pl.Int32})
+SPAN = pl.from_arrow(pa.schema([("span", tables.SPAN)]).empty_table()).schema["span"]  # [start, end) characters
 
-_ANNOTATION = re.compile(r"<<[^<>\n]*>>")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-_MARKER = re.compile(
-    r"^[^\S\n]*(?:[#*_>-]+[^\S\n]*)?step[^\S\n]*\d+[*_]*[^\S\n]*[:.)]", re.IGNORECASE | re.MULTILINE
-)
 _SENTENCE_END = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*(?=\s)")
 # What may stand before a "." that does not end a sentence: an enumeration at the start of a line
 # ("1.", "Step 2.", "a.") or an abbreviation.
@@ -49,7 +49,7 @@ _ABBREVIATIONS = frozenset({"e.g", "i.e", "mr", "mrs", "ms", "dr", "vs", "approx
 
 def annotation_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) of every ``<<...>>`` calculator annotation in `text`."""
-    return [m.span() for m in _ANNOTATION.finditer(text)]
+    return [m.span() for m in ANNOTATION.finditer(text)]
 
 
 def _inside(position: int, annotations: list[tuple[int, int]]) -> bool:
@@ -96,7 +96,7 @@ def split_steps(text: str, *, rule: SplitRule = "newline") -> list[tuple[int, in
         raise ValueError(f"split_steps: rule must be one of {', '.join(RULES)}; got {rule!r}")
     annotations = annotation_spans(text)
     if rule == "step_marker":
-        starts = [m.start() for m in _MARKER.finditer(text) if not _inside(m.start(), annotations)]
+        starts = [m.start() for m in STEP_MARKER.finditer(text) if not _inside(m.start(), annotations)]
         cuts = [(s, s) for s in starts]
     else:
         cuts = [(a, b) for a, b in _line_cuts(text)]

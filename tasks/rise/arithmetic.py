@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from prefmill.config import RULE_ERROR_TYPES
+from prefmill.tasks.solution_text import ANNOTATION, without_annotations
 
 NUMBER = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
 _OPERATOR = r"[-+*/x×÷]"
@@ -26,7 +27,6 @@ _TERM = re.compile(rf"(\$?)({NUMBER})|({_OPERATOR})")
 _BEFORE_ANNOTATION = re.compile(r"=\s*\$?\s*$")  # "... = <<48/2=24>>" or "... = $<<...>>"
 _VISIBLE_OPERATOR = re.compile(r"(?<![A-Za-z])[-+*/×÷x](?![A-Za-z])")  # not the / of "snakes/jaguar"
 _ANY_NUMBER = re.compile(rf"(?<![\w.])(\$?)({NUMBER})(?!\d)")
-_ANY_ANNOTATION = re.compile(r"<<[^<>\n]*>>")
 _ANSWER_LINE = re.compile(r"(?m)^[^\S\n]*####.*$")
 MAX_TRIES = 300  # candidate changes per call: a long solution whose answer cannot move stays cheap
 _TIMES, _DIVIDE = "*x×", "/÷"
@@ -151,7 +151,7 @@ def calculations(text: str) -> tuple[Calculation, ...]:
         Calculation(m.start(), m.end(), m.group(1), m.group(3), m.span(1), m.span(3), True, *_echo(text, m))
         for m in _ANNOTATED.finditer(text)
     ]
-    taken = [m.span() for m in _ANY_ANNOTATION.finditer(text)] + [(c.begin, c.start) for c in annotated]
+    taken = [m.span() for m in ANNOTATION.finditer(text)] + [(c.begin, c.start) for c in annotated]
     written = [
         Calculation(m.start(), m.end(), m.group(1), m.group(3), m.span(1), m.span(3), False)
         for m in _WRITTEN.finditer(text)
@@ -367,7 +367,7 @@ def inject_error(
     tries = 0
     for k in order:
         start, end = steps[k]
-        given = _given(_ANY_ANNOTATION.sub("", text[:start]))
+        given = _given(without_annotations(text[:start]))
         for calc in calculations(text[start:end]):
             if not calc.checks or calc.stated in given:
                 continue

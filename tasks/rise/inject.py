@@ -26,7 +26,7 @@ import polars as pl
 
 from prefmill.config import RiseConfig, VerifyConfig
 from prefmill.engines.base import Completion, Engine, GenRequest, GenResult, Sampling
-from prefmill.schemas.tables import PAIRS
+from prefmill.schemas.tables import PAIRS, RISE_EDITS
 from prefmill.schemas.validate import polars_schema
 from prefmill.tasks.rise.arithmetic import NUMBER, RULE_ERROR_TYPES, RuleEdit, inject_error
 from prefmill.tasks.rise.edit_checks import (
@@ -40,6 +40,7 @@ from prefmill.tasks.rise.edit_checks import (
 from prefmill.seeds import derived_seed
 from prefmill.tasks.preference.pairs import finish_pairs, pair_row, rank_curriculum, reference_as_solution
 from prefmill.tasks.process.steps import SPAN, split_steps
+from prefmill.tasks.solution_text import STEP_LABEL
 from prefmill.answers import extract_answer, find_answer
 
 
@@ -88,7 +89,6 @@ def solutions(samples: pl.DataFrame, prompts: pl.DataFrame, *, cfg: RiseConfig) 
     return pl.DataFrame(rows, schema=schema)
 
 
-_STEP_LABEL = re.compile(r"(?:[#*_>-]+\s*)?step\s*\d+[*_]*\s*[:.)][*_]*\s*", re.IGNORECASE)
 
 
 def editable_steps(text: str) -> list[tuple[int, int]]:
@@ -99,7 +99,7 @@ def editable_steps(text: str) -> list[tuple[int, int]]:
         tail = re.search(r"(?m)^[^\S\n]*####", text[start:end])
         if tail is not None:
             end = start + len(text[start : start + tail.start()].rstrip())
-        if label := _STEP_LABEL.match(text, start, end):
+        if label := STEP_LABEL.match(text, start, end):
             start = label.end()
         if end > start:
             spans.append((start, end))
@@ -167,7 +167,7 @@ def _literal(text: str) -> str:
 def parse_edit(output: str) -> str:
     """The edited step: the first non-empty line, without a `Step k:` label or wrapping quotes."""
     line = next((ln.strip() for ln in output.splitlines() if ln.strip()), "")
-    line = re.sub(r"^[*_#>\s]*(?:new\s+)?step\s*\d+\s*[*_]*\s*[:.)]\s*[*_]*\s*", "", line, flags=re.IGNORECASE)
+    line = line[label.end() :] if (label := STEP_LABEL.match(line)) else line
     return line.strip().strip("`\"'").strip()
 
 
@@ -331,14 +331,7 @@ def rule_edits(plans: list[dict[str, Any]], *, cfg: RiseConfig, verify_cfg: Veri
     return rows
 
 
-EDITS_SCHEMA = {
-    "edit_id": pl.String, "solution_id": pl.String, "prompt_id": pl.String, "source": pl.String,
-    "sample_id": pl.String, "engine": pl.String, "answer": pl.String, "reference_answer": pl.String,
-    "error_type": pl.String, "step_index": pl.Int32, "chosen_text": pl.String, "editor": pl.String,
-    "edit_engine": pl.String, "mode": pl.String, "original_step": pl.String, "edited_step": pl.String,
-    "rejected_text": pl.String, "rejected_answer": pl.String, "edit_span": SPAN, "edit_diff": DIFF,
-    "changed_share": pl.Float64, "keep": pl.Boolean, "drop_reason": pl.String,
-}
+EDITS_SCHEMA = polars_schema(RISE_EDITS)
 
 
 def inject(

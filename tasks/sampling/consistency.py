@@ -14,22 +14,11 @@ import polars as pl
 
 from prefmill.config import VerifyConfig, VoteConfig
 from prefmill.answers import answers_match
+from prefmill.schemas.tables import VOTES
+from prefmill.schemas.validate import polars_schema
 
 
-VOTE_COLUMNS = {
-    "prompt_id": pl.String,
-    "n_samples": pl.Int64,
-    "n_answered": pl.Int64,
-    "n_classes": pl.Int64,
-    "majority_answer": pl.String,
-    "vote_share": pl.Float64,
-    "weighted_answer": pl.String,
-    "weighted_share": pl.Float64,
-    "pass_rate": pl.Float64,
-    "label_source": pl.String,
-    "label_confidence": pl.Float64,
-    "difficulty": pl.String,
-}
+VOTE_COLUMNS = polars_schema(VOTES)
 
 
 def answer_classes(answers: list[str | None], *, timeout_seconds: int = 5) -> list[int | None]:
