@@ -13,9 +13,10 @@ import difflib
 import re
 from typing import Any
 
-from prefmill.config import RiseConfig, VerifyConfig
 from prefmill.tasks.rise.arithmetic import arithmetic_checks
+
 from prefmill.answers import judge
+from prefmill.config import RiseConfig, VerifyConfig
 
 # drop_reason values, in the order they are checked.
 EMPTY_EDIT = "empty_edit"

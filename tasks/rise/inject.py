@@ -23,12 +23,17 @@ import re
 from typing import Any
 
 import polars as pl
-
-from prefmill.config import RiseConfig, VerifyConfig
-from prefmill.engines.base import Completion, Engine, GenRequest, GenResult, Sampling
 from prefmill.schemas.tables import PAIRS, RISE_EDITS
 from prefmill.schemas.validate import polars_schema
-from prefmill.tasks.rise.arithmetic import NUMBER, RULE_ERROR_TYPES, RuleEdit, inject_error
+from prefmill.tasks.preference.pairs import (
+    finish_pairs,
+    pair_row,
+    rank_curriculum,
+    reference_as_solution,
+)
+from prefmill.tasks.process.steps import SPAN, split_steps
+from prefmill.tasks.rise.arithmetic import NUMBER
+from prefmill.tasks.rise.rule_injector import RuleEdit, inject_error
 from prefmill.tasks.rise.edit_checks import (
     ARITHMETIC_STILL_CHECKS,
     NO_CHECKABLE_ARITHMETIC,
@@ -37,12 +42,13 @@ from prefmill.tasks.rise.edit_checks import (
     edit_span,
     token_diff,
 )
-from prefmill.seeds import derived_seed
-from prefmill.tasks.preference.pairs import finish_pairs, pair_row, rank_curriculum, reference_as_solution
-from prefmill.tasks.process.steps import SPAN, split_steps
 from prefmill.tasks.solution_text import STEP_LABEL
-from prefmill.answers import extract_answer, find_answer
+from prefmill.rise_config import RULE_ERROR_TYPES
 
+from prefmill.answers import extract_answer, find_answer
+from prefmill.config import RiseConfig, VerifyConfig
+from prefmill.engines.base import Completion, Engine, GenRequest, GenResult, Sampling
+from prefmill.seeds import derived_seed
 
 # drop_reason values besides the checks' (tasks.edit_checks).
 ENGINE_ERROR = "engine_error"

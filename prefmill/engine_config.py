@@ -1,0 +1,29 @@
+"""The `engine` section of a recipe (also `judge.engine`, `rise.engine`): which model, where it runs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EngineConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["vllm", "openai", "scripted"] = "vllm"
+    """`vllm` (offline, in process), `openai` (any OpenAI-compatible server) or `scripted` (tests)."""
+    model: str = "default"
+    """`default` (the packaged SmolLM2-135M-Instruct), a local folder or a Hub model id."""
+    revision: str | None = None
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """`auto` picks bfloat16 where the hardware has fast bf16 kernels, else float32."""
+    max_model_len: int = Field(2048, ge=128)
+    seed: int = 0
+    p_error: float = Field(0.3, ge=0, le=1)
+    """Scripted engine only: probability that a sample gets one step wrong."""
+    base_url: str | None = None
+    """OpenAI engine: the server's /v1 URL, e.g. http://127.0.0.1:8000/v1."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """OpenAI engine: name of the environment variable holding the key (the key never enters a recipe)."""
+    max_concurrency: int = Field(16, ge=1)
+    """OpenAI engine: requests in flight at once."""
