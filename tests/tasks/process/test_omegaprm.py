@@ -11,9 +11,8 @@ from prefmill.config import GenerateConfig, VerifyConfig
 from prefmill.engines.scripted import ScriptedEngine, corrupt_step, gsm8k_chain_policy
 from prefmill.tasks.sampling.generate import build_messages
 from prefmill.tasks.process.mc_label import step_prefix
-from prefmill.tasks.process.omegaprm import (
-    OUTPUT_SCHEMA, Candidate, Node, OmegaConfig, balance, omega_label, q_value, search_question, select, u_value,
-)
+from prefmill.tasks.process.omegaprm import OUTPUT_SCHEMA, OmegaConfig, balance, omega_label, search_question
+from prefmill.tasks.process.omegaprm_tree import Candidate, Node, q_value, select, u_value
 from prefmill.tasks.process.steps import steps_of
 
 VERIFY = VerifyConfig()
