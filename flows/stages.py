@@ -10,6 +10,7 @@ from prefmill.schemas import tables as t
 from prefmill.tasks.preference import filters, judge, pairs
 from prefmill.tasks.process import chains, consensus, mc_label, omegaprm
 from prefmill.tasks.rise import inject
+from prefmill.tasks.rise import pairs as rise_pairs
 from prefmill.tasks.sampling import consistency, decontaminate, generate, verify
 from prefmill.tasks.stats import rise_stats
 
@@ -55,7 +56,7 @@ rise_task = stage_task(
     inject.inject, name="rise", outputs=t.RISE_EDITS,
     note=lambda e: "{kept} of {edits} edits kept; dropped {dropped}".format(**rise_stats(e)),
 )
-mix_rise_task = stage_task(inject.mix, name="mix-rise", outputs=t.FILTERED_PAIRS, note=_kept)
+mix_rise_task = stage_task(rise_pairs.mix, name="mix-rise", outputs=t.FILTERED_PAIRS, note=_kept)
 
 # --- process supervision ---
 chains_task = stage_task(chains.build_chains, name="chains", outputs=t.CHAINS, note=_kept)

@@ -33,3 +33,14 @@ def gsm8k_test() -> Path:
     if not path.is_file():
         pytest.fail(f"{path} is missing: shared/data must sit beside the checkout")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _own_engine_registry():
+    """Engines a test registers stay with that test; the session's real engines stay registered."""
+    from prefmill.engines import _ENGINES
+
+    saved = dict(_ENGINES)
+    yield
+    _ENGINES.clear()
+    _ENGINES.update(saved)

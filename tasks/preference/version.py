@@ -12,7 +12,7 @@ from prefmill.config import PairsConfig
 from prefmill.schemas.tables import PAIRS, SCORED, VOTES
 from prefmill.schemas.validate import conform
 from prefmill.tasks.preference.pairs import sample_scores
-from prefmill.tasks.rise.inject import with_rise_columns
+from prefmill.tasks.rise.pairs import with_rise_columns
 from prefmill.tasks.stats import decontamination_stats, pair_stats, rise_stats, sample_stats, vote_stats
 
 

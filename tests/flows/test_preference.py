@@ -21,17 +21,6 @@ from prefmill.sources import read_table
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
 
-@pytest.fixture(autouse=True)
-def _own_engine_registry():
-    """Engines a test registers stay with that test; the session's real engines stay registered."""
-    from prefmill.engines import _ENGINES
-
-    saved = dict(_ENGINES)
-    yield
-    _ENGINES.clear()
-    _ENGINES.update(saved)
-
-
 def _recipe(source: Path, *, dataset: str, p_error: float, limit: int = 12, chunk: int = 5) -> dict:
     return validate_config(
         {

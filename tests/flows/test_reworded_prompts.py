@@ -8,7 +8,7 @@ import pytest
 
 from prefmill.tasks.preference import judge
 from prefmill.tasks.process import consensus
-from prefmill.tasks.rise import inject
+from prefmill.tasks.rise import editors
 from tests.flows.test_golden import CASES, GOLDEN, run_case, version_hash
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -19,7 +19,7 @@ def reworded(monkeypatch):
     monkeypatch.setattr(judge, "build_pointwise_prompt", lambda question, solution, *, rubric: "Rate it.")
     monkeypatch.setattr(judge, "build_pairwise_prompt", lambda question, first, second, *, rubric: "Which one?")
     monkeypatch.setattr(consensus, "build_first_error_prompt", lambda question, steps: "Where does it go wrong?")
-    monkeypatch.setattr(inject, "edit_prompt", lambda question, text, steps, k, instruction: f"Break it ({instruction}).")
+    monkeypatch.setattr(editors, "edit_prompt", lambda question, text, steps, k, instruction: f"Break it ({instruction}).")
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

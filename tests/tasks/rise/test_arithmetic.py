@@ -15,7 +15,7 @@ from prefmill.rise_config import RULE_ERROR_TYPES
 from prefmill.tasks.rise.arithmetic import arithmetic_checks, calculations, evaluate, format_number
 from prefmill.tasks.rise.rule_injector import inject_error
 from prefmill.tasks.preference.pairs import reference_as_solution
-from prefmill.tasks.rise.inject import editable_steps
+from prefmill.tasks.rise.plan import editable_steps
 from prefmill.answers import answers_match, extract_answer, reference_final_answer
 from tests.conftest import GSM8K
 

@@ -17,6 +17,8 @@ from prefmill.schemas.tables import PAIRS
 from prefmill.schemas.validate import conform
 from prefmill.tasks.rise import edit_checks
 from prefmill.tasks.rise import inject as rise
+from prefmill.tasks.rise import pairs as rise_pairs
+from prefmill.tasks.rise import plan
 from tests.tasks.preference.test_pairs import _prompts, _verified
 
 SOLUTION = "She sells 16 - 3 - 4 = 9 eggs.\nShe makes 9 * 2 = $18.\n#### 18"
@@ -99,7 +101,7 @@ class TestFilters:
 class TestSteps:
     def test_step_labels_and_the_answer_line_are_not_editable(self):
         text = "Step 1: She sells 16 - 3 - 4 = 9 eggs.\n**Step 2:** She makes 9 * 2 = $18.\n#### 18"
-        assert [text[s:e] for s, e in rise.editable_steps(text)] == ["She sells 16 - 3 - 4 = 9 eggs.", "She makes 9 * 2 = $18."]
+        assert [text[s:e] for s, e in plan.editable_steps(text)] == ["She sells 16 - 3 - 4 = 9 eggs.", "She makes 9 * 2 = $18."]
 
 
 class TestWhatAnEditRecords:
@@ -135,16 +137,16 @@ class TestWhatAnEditRecords:
          ("", "")],
     )
     def test_parse_edit(self, output, edit):
-        assert rise.parse_edit(output) == edit
+        assert plan.parse_edit(output) == edit
 
     def test_template_leaves_only_numbers_and_operators_free(self):
-        pattern = rise.edit_regex("She makes 9 * 2 = $18 (net).", "change_number", cfg=RiseConfig())
+        pattern = plan.edit_regex("She makes 9 * 2 = $18 (net).", "change_number", cfg=RiseConfig())
 
         assert re.fullmatch(pattern, "She makes 9 * 3 = $27 (net).")
         assert re.fullmatch(pattern, "She makes 9 / 2 = $4.5 (net).")
         assert not re.fullmatch(pattern, "She makes 9 * 3 = $27 (gross).")
-        assert rise.edit_regex("She makes 9 * 2 = $18.", "change_related_words", cfg=RiseConfig()) == r"[^\n]+"
-        assert rise.edit_regex("x", "change_number", cfg=RiseConfig(constrained="off")) is None
+        assert plan.edit_regex("She makes 9 * 2 = $18.", "change_related_words", cfg=RiseConfig()) == r"[^\n]+"
+        assert plan.edit_regex("x", "change_number", cfg=RiseConfig(constrained="off")) is None
 
 
 def _samples_and_prompts(*, correct: bool = True):
@@ -173,8 +175,8 @@ class TestInject:
     def test_solutions_take_correct_samples_then_the_reference_when_allowed(self):
         samples, prompts = _samples_and_prompts(correct=False)
 
-        assert rise.solutions(samples, prompts, cfg=RiseConfig()).height == 0
-        (reference,) = rise.solutions(samples, prompts, cfg=RiseConfig(use_reference=True)).to_dicts()
+        assert plan.solutions(samples, prompts, cfg=RiseConfig()).height == 0
+        (reference,) = plan.solutions(samples, prompts, cfg=RiseConfig(use_reference=True)).to_dicts()
         assert (reference["source"], reference["text"], reference["solution_id"]) == ("reference", SOLUTION, "p-reference")
 
     def test_llm_edits_are_continued_checked_and_recorded(self):
@@ -247,7 +249,7 @@ class TestPairs:
         return rise.inject(samples, prompts, engine=None, cfg=RiseConfig(editor="rules", edits_per_solution=3), verify_cfg=VERIFY)
 
     def test_rise_pairs_fit_the_pairs_table(self):
-        pairs = rise.rise_pairs(self._edits())
+        pairs = rise_pairs.rise_pairs(self._edits())
 
         table = conform(pairs, PAIRS, where="rise pairs", fill_nullable=True)
         rows = table.to_pylist()
@@ -258,15 +260,15 @@ class TestPairs:
             assert r["rejected"][0]["content"][span["start"] : span["end"]]  # points at the edited words
 
     def test_mix_caps_rise_pairs_by_ratio(self):
-        pairs = rise.rise_pairs(self._edits())
+        pairs = rise_pairs.rise_pairs(self._edits())
         sampled = pairs.head(0).with_columns(strategy=pl.lit("x")).vstack(
             pairs.head(1).with_columns(strategy=pl.lit("verified_vs_incorrect"), pair_id=pl.lit("s")))
 
-        capped = rise.mix_pairs(sampled, pairs, ratio=1.0)
-        everything = rise.mix_pairs(sampled, pairs, ratio=None)
+        capped = rise_pairs.mix_pairs(sampled, pairs, ratio=1.0)
+        everything = rise_pairs.mix_pairs(sampled, pairs, ratio=None)
 
         kept = capped.filter(pl.col("strategy") == "rise")
-        assert kept["keep"].sum() == 1 and set(kept.filter(~pl.col("keep"))["drop_reason"]) == {rise.OVER_RATIO}
+        assert kept["keep"].sum() == 1 and set(kept.filter(~pl.col("keep"))["drop_reason"]) == {rise_pairs.OVER_RATIO}
         assert everything["keep"].sum() == 1 + pairs.height
         assert sorted(capped["curriculum_rank"]) == list(range(capped.height))
         first = capped.sort("curriculum_rank").row(0, named=True)
@@ -282,10 +284,10 @@ class TestConfig:
         cfg = RiseConfig(catalogue={"off_by_one": "Add one to the step's result."}, error_types=("off_by_one",))
         samples, prompts = _samples_and_prompts()
 
-        plans = rise.plan_edits(rise.solutions(samples, prompts, cfg=cfg), cfg=cfg)
+        plans = plan.plan_edits(plan.solutions(samples, prompts, cfg=cfg), cfg=cfg)
 
         assert [p["error_type"] for p in plans] == ["off_by_one"]
-        prompt = rise.edit_prompt(QUESTION, SOLUTION, plans[0]["steps"], plans[0]["step_index"], plans[0]["instruction"])
+        prompt = plan.edit_prompt(QUESTION, SOLUTION, plans[0]["steps"], plans[0]["step_index"], plans[0]["instruction"])
         assert "Add one to the step's result." in prompt and "Final answer: 18" in prompt
 
     def test_bad_catalogue_entries_are_refused(self):
@@ -303,10 +305,10 @@ class TestNothingToEdit:
         sampled = pl.DataFrame({"pair_id": ["s"], "keep": [True], "strategy": ["verified_vs_incorrect"]})
 
         edits = rise.inject(samples, prompts, engine=_editor(), cfg=RiseConfig(), verify_cfg=VERIFY)
-        pairs = rise.rise_pairs(edits)
+        pairs = rise_pairs.rise_pairs(edits)
 
         assert edits.height == 0 and pairs.height == 0
-        assert rise.mix_pairs(sampled, pairs, ratio=1.0).equals(sampled)
+        assert rise_pairs.mix_pairs(sampled, pairs, ratio=1.0).equals(sampled)
         assert rise_stats(edits, sampled) == {
             "solutions": 0, "edits": 0, "kept": 0, "kept_share": None, "dropped": {}, "by_error_type": {},
             "by_editor": {}, "mean_changed_share": None, "pairs": 0, "over_ratio": 0,
