@@ -45,7 +45,7 @@ def inject(
             kept = {r["solution_id"] for r in rows if r["keep"]}
             first = {}
             for p in plans:
-                first.setdefault(p["solution_id"], p)
+                first.setdefault(p.solution_id, p)
             rows += rule_edits([p for sid, p in first.items() if sid not in kept], cfg=cfg, verify_cfg=verify_cfg)
     schema = EDITS_SCHEMA | {"prompt": samples.schema["prompt"]}
     return pl.DataFrame(rows, schema=schema).select(list(schema))

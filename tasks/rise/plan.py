@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from typing import Any
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -17,6 +17,42 @@ from prefmill.tasks.preference.pairs import reference_as_solution
 from prefmill.tasks.process.steps import split_steps
 from prefmill.tasks.solution_text import STEP_LABEL
 from prefmill.tasks.rise.arithmetic import NUMBER
+
+
+@dataclass(frozen=True)
+class EditPlan:
+    """One edit to make: a correct solution (a row of `solutions`), the step to edit, the error type."""
+
+    edit_id: str
+    solution_id: str
+    prompt_id: str
+    prompt: list[dict[str, str]]  # the messages the solution answered
+    question: str
+    text: str  # the solution as shown (a reference without its calculator annotations)
+    source: str  # sample | reference
+    sample_id: str | None
+    engine: str
+    answer: str | None
+    reference_answer: str | None
+    annotated: str | None  # a GSM8K reference with its `<<a op b=c>>` annotations, for the rule editor
+    error_type: str
+    instruction: str
+    steps: list[tuple[int, int]]  # editable step spans of `text`
+    step_index: int
+
+    @property
+    def step(self) -> str:
+        start, end = self.steps[self.step_index]
+        return self.text[start:end]
+
+    def spliced(self, edited_step: str) -> str:
+        """The solution with the planned step replaced by `edited_step`, the rest as it was."""
+        start, end = self.steps[self.step_index]
+        return self.text[:start] + edited_step + self.text[end:]
+
+    def partial(self, edited_step: str) -> str:
+        """The solution up to and including `edited_step`: the prefix a continuation finishes."""
+        return self.text[: self.steps[self.step_index][0]] + edited_step + "\n"
 
 
 def seeded_rng(*parts: object) -> random.Random:
@@ -73,7 +109,7 @@ def editable_steps(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def plan_edits(solutions: pl.DataFrame, *, cfg: RiseConfig) -> list[dict[str, Any]]:
+def plan_edits(solutions: pl.DataFrame, *, cfg: RiseConfig) -> list[EditPlan]:
     """Per solution, `edits_per_solution` (error type, step) draws, seeded by the solution id."""
     types = cfg.chosen_types()
     if cfg.editor == "rules":
@@ -87,8 +123,8 @@ def plan_edits(solutions: pl.DataFrame, *, cfg: RiseConfig) -> list[dict[str, An
         rng = seeded_rng(cfg.seed, solution["solution_id"])
         for name in rng.sample(sorted(types), min(cfg.edits_per_solution, len(types))):
             k = rng.choice(numeric or list(range(len(steps))))
-            plans.append(solution | {"edit_id": f"{solution['solution_id']}:{name}", "error_type": name,
-                                     "instruction": types[name], "steps": steps, "step_index": k})
+            plans.append(EditPlan(edit_id=f"{solution['solution_id']}:{name}", error_type=name,
+                                  instruction=types[name], steps=steps, step_index=k, **solution))
     return plans
 
 

@@ -286,8 +286,8 @@ class TestConfig:
 
         plans = plan.plan_edits(plan.solutions(samples, prompts, cfg=cfg), cfg=cfg)
 
-        assert [p["error_type"] for p in plans] == ["off_by_one"]
-        prompt = plan.edit_prompt(QUESTION, SOLUTION, plans[0]["steps"], plans[0]["step_index"], plans[0]["instruction"])
+        assert [p.error_type for p in plans] == ["off_by_one"]
+        prompt = plan.edit_prompt(QUESTION, SOLUTION, plans[0].steps, plans[0].step_index, plans[0].instruction)
         assert "Add one to the step's result." in prompt and "Final answer: 18" in prompt
 
     def test_bad_catalogue_entries_are_refused(self):
