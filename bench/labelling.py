@@ -34,7 +34,8 @@ def main() -> None:
     import polars as pl
 
     from prefmill.config import GenerateConfig, VerifyConfig
-    from prefmill.engines.scripted import ScriptedEngine, gsm8k_chain_policy
+    from prefmill.engines.scripted import ScriptedEngine
+    from prefmill.engines.scripted_chains import gsm8k_chain_policy
     from prefmill.tasks.sampling.generate import build_messages
     from prefmill.tasks.process.mc_label import mc_label
     from prefmill.tasks.process.omegaprm import OmegaConfig, omega_label

@@ -29,13 +29,8 @@ def engine_for(cfg: EngineConfig, *, references: Mapping[str, str] | None = None
     if (engine := _ENGINES.get(_key(cfg))) is not None:
         return engine
     if cfg.kind == "scripted":
-        from prefmill.engines.scripted import (
-            ScriptedEngine,
-            gsm8k_chain_policy,
-            gsm8k_judge_policy,
-            gsm8k_policy,
-            routed,
-        )
+        from prefmill.engines.scripted import ScriptedEngine, gsm8k_judge_policy, gsm8k_policy, routed
+        from prefmill.engines.scripted_chains import gsm8k_chain_policy
         from prefmill.engines.scripted_edits import gsm8k_edit_policy
 
         refs = references or {}

@@ -35,13 +35,23 @@ class Sampling:
     max_tokens: int = 256
     """New tokens per sample, >= 1."""
     seed: int | None = None
-    """Per-request seed; the same seed gives the same n samples. None: not reproducible."""
+    """Per-request seed. Sample i is the draw seeded `seed + first_index + i` (vLLM's own rule for
+    n > 1), so a sample is the same whatever n is and whichever request asks for it. None: not
+    reproducible."""
+    first_index: int = 0
+    """Index of the request's first sample in its (prompt, seed) stream, >= 0: a request for samples
+    k..k+n-1 continues an earlier one for 0..k-1 without repeating its samples (OmegaPRM's batches)."""
     stop: tuple[str, ...] = ()
     """Strings that end a sample (not included in the text)."""
     logprobs: bool = True
     """Keep the sampled tokens' log-probabilities (their mean becomes a column)."""
     regex: str | None = None
     """Constrain the text to this regular expression (guided decoding); None: free text."""
+
+
+def sample_seed(sampling: Sampling, i: int) -> int | None:
+    """The seed of the request's sample i (0 <= i < n); None for an unseeded request."""
+    return None if sampling.seed is None else sampling.seed + sampling.first_index + i
 
 
 @dataclass(frozen=True)

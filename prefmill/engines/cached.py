@@ -14,13 +14,13 @@ import json
 import threading
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import polars as pl
 
 from prefmill.atomic import write_atomically
-from prefmill.engines.base import Completion, Engine, GenRequest, GenResult
+from prefmill.engines.base import Completion, Engine, GenRequest, GenResult, sample_seed
 
 _COLUMNS = {
     "key": pl.String,
@@ -32,10 +32,15 @@ _COLUMNS = {
 
 
 def sample_key(fingerprint: str, request: GenRequest, index: int) -> str:
+    """The key of sample `index` of `request`: what is continued, the sampling without n, and the
+    sample's own seed (`base.sample_seed`), so requests for overlapping samples share them."""
     sampling = asdict(request.sampling)
-    sampling.pop("n")
+    for name in ("n", "seed", "first_index"):
+        sampling.pop(name)
+    seed = sample_seed(request.sampling, index)
     what = {"messages": request.messages, "prefix": request.prefix, "continue_final": request.continue_final}
-    blob = json.dumps([fingerprint, what, sampling, index], sort_keys=True, default=list)
+    blob = json.dumps([fingerprint, what, sampling, seed if seed is not None else ["unseeded", index]],
+                      sort_keys=True, default=list)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -88,26 +93,40 @@ class CachingEngine:
         return getattr(self.engine, "calls", 0)
 
     def generate(self, requests: Sequence[GenRequest]) -> list[GenResult]:
-        keys = {r.request_id: [sample_key(self.fingerprint, r, i) for i in range(r.sampling.n)] for r in requests}
-        cached: dict[str, GenResult] = {}
+        """Serve every sample the cache holds; ask the engine only for the rest. A seeded request whose
+        first m samples are cached asks for samples m..n-1 alone (`first_index`); an unseeded one whole."""
+        found: dict[str, list[Completion]] = {}
         missing: list[GenRequest] = []
         for request in requests:
-            found = [self.cache.get(k) for k in keys[request.request_id]]
-            if all(c is not None for c in found):
-                completions = tuple(
-                    Completion(i, c.text, c.num_tokens, c.mean_logprob, c.finish_reason) for i, c in enumerate(found)
-                )
-                cached[request.request_id] = GenResult(request.request_id, completions)
-                self.hits += request.sampling.n
-            else:
-                missing.append(request)
+            hits = []
+            for i in range(request.sampling.n):
+                if (c := self.cache.get(sample_key(self.fingerprint, request, i))) is None:
+                    break
+                hits.append(Completion(i, c.text, c.num_tokens, c.mean_logprob, c.finish_reason))
+            if request.sampling.seed is None and len(hits) < request.sampling.n:
+                hits = []
+            found[request.request_id] = hits
+            self.hits += len(hits)
+            if len(hits) < request.sampling.n:
+                m = len(hits)
+                missing.append(replace(request, sampling=replace(
+                    request.sampling, n=request.sampling.n - m, first_index=request.sampling.first_index + m)))
         fresh = {r.request_id: r for r in self.engine.generate(missing)} if missing else {}
         new: dict[str, Completion] = {}
-        for request in missing:
-            result = fresh[request.request_id]
-            self.misses += request.sampling.n
+        for tail in missing:
+            result = fresh[tail.request_id]
+            self.misses += tail.sampling.n
             if result.error is None:
                 for c in result.completions:
-                    new[keys[request.request_id][c.index]] = c
+                    new[sample_key(self.fingerprint, tail, c.index)] = c
         self.cache.put(new)
-        return [cached.get(r.request_id) or fresh[r.request_id] for r in requests]
+        return [self._merged(r, found[r.request_id], fresh.get(r.request_id)) for r in requests]
+
+    @staticmethod
+    def _merged(request: GenRequest, hits: list[Completion], tail: GenResult | None) -> GenResult:
+        if tail is None:
+            return GenResult(request.request_id, tuple(hits))
+        if tail.error is not None:
+            return GenResult(request.request_id, error=tail.error, prompt_tokens=tail.prompt_tokens)
+        shifted = tuple(replace(c, index=len(hits) + c.index) for c in sorted(tail.completions, key=lambda c: c.index))
+        return GenResult(request.request_id, tuple(hits) + shifted, prompt_tokens=tail.prompt_tokens)

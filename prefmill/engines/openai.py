@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import openai
 
-from prefmill.engines.base import Completion, GenRequest, GenResult
+from prefmill.engines.base import Completion, GenRequest, GenResult, sample_seed
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class OpenAIEngine:
         # Unset options are left out, not sent as null: some hosted APIs refuse nulls.
         common = dict(
             model=self.model, n=s.n, temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,
-            seed=openai.omit if s.seed is None else s.seed, stop=list(s.stop) or openai.omit,
+            seed=openai.omit if s.seed is None else sample_seed(s, 0), stop=list(s.stop) or openai.omit,
             extra_body=extra_body or None,
         )
         if request.prefix is not None:

@@ -6,18 +6,29 @@ A policy maps (request, sample index, rng) to a text; the same request and seed 
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import re
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 
-from prefmill.engines.base import Completion, GenRequest, GenResult
+from prefmill.engines.base import Completion, GenRequest, GenResult, sample_seed
 
 Policy = Callable[[GenRequest, int, random.Random], str]
 
 
 def _rng(request: GenRequest, index: int) -> random.Random:
-    key = f"{request.request_id}|{request.sampling.seed}|{index}".encode()
+    """Sample `index`'s randomness: what is asked (the request's inputs and the partial answer it
+    continues; a hand-built request without inputs: its messages) and the sample's seed, as a seeded real
+    engine; never the request id, never a template's wording. (An unseeded request draws by its id.)"""
+    seed = sample_seed(request.sampling, index)
+    if seed is None:
+        what: object = [request.request_id, index]
+    elif request.inputs:  # what the prompt was built from, and the partial answer continued: not its wording
+        what = [request.purpose, dict(request.inputs), partial_answer(request)]
+    else:
+        what = [request.messages, request.prefix, request.continue_final]
+    key = json.dumps([what, seed], sort_keys=True, default=list).encode()
     return random.Random(int.from_bytes(hashlib.sha256(key).digest()[:8], "big"))
 
 
@@ -38,7 +49,7 @@ class ScriptedEngine:
             completions = []
             for i in range(request.sampling.n):
                 rng = _rng(request, i)
-                text = self.policy(request, i, rng)
+                text = self.policy(request, request.sampling.first_index + i, rng)
                 words = text.split()[: request.sampling.max_tokens]
                 truncated = len(text.split()) > request.sampling.max_tokens
                 completions.append(
@@ -184,7 +195,7 @@ _CALCULATION = re.compile(r"<<([^<>\n=]*)=([^<>\n]*)>>")
 _SHOWN = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
-def _shifted(number: str, shift: int) -> str | None:
+def shifted_number(number: str, shift: int) -> str | None:
     """`number` + `shift` written plainly (no exponent, no trailing zeros); None when it is no number."""
     try:
         value = Decimal(number.replace(",", "").strip()) + shift
@@ -200,126 +211,17 @@ def corrupt_step(step: str, shift: int) -> str | None:
     The result of the last `<<a op b=c>>` annotation becomes c + shift, and so does the number shown
     right after it when that number is c; a step without an annotation gets its last number shifted.
     """
-    calculations = [m for m in _CALCULATION.finditer(step) if _shifted(m.group(2), 0) is not None]
+    calculations = [m for m in _CALCULATION.finditer(step) if shifted_number(m.group(2), 0) is not None]
     if calculations:
         m = calculations[-1]
-        wrong = _shifted(m.group(2), shift)
+        wrong = shifted_number(m.group(2), shift)
         after = step[m.end() :]
         shown = _SHOWN.match(after)
-        if shown and _shifted(shown.group(), 0) == _shifted(m.group(2), 0):
+        if shown and shifted_number(shown.group(), 0) == shifted_number(m.group(2), 0):
             after = wrong + after[shown.end() :]
         return step[: m.start(2)] + wrong + ">>" + after
     numbers = list(_SHOWN.finditer(step))
     if not numbers:
         return None
     last = numbers[-1]
-    return step[: last.start()] + _shifted(last.group(), shift) + step[last.end() :]
-
-
-def _seeded(*parts: object) -> random.Random:
-    key = "|".join(str(p) for p in parts).encode()
-    return random.Random(int.from_bytes(hashlib.sha256(key).digest()[:8], "big"))
-
-
-class Gsm8kChainPolicy:
-    """Continues GSM8K reference chains from a step prefix, with a known first error; see `gsm8k_chain_policy`."""
-
-    def __init__(self, references: Mapping[str, str], *, p_error: float, q: float = 0.7, seed_salt: str = "") -> None:
-        for name, value in (("p_error", p_error), ("q", q)):
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"gsm8k_chain_policy: {name} must be in [0, 1]; got {value}")
-        self.references = dict(references)
-        self.p_error = p_error
-        self.q = q
-        self.seed_salt = seed_salt
-        self._found: dict[str, str | None] = {}
-
-    def reference_steps(self, question: str) -> tuple[list[str], str]:
-        """(the reference's non-blank lines before `####`, stripped; its final answer)."""
-        if question not in self.references:
-            raise KeyError(f"gsm8k_chain_policy: no reference for question {question[:60]!r}")
-        body, _, final = self.references[question].rpartition("####")
-        return [line.strip() for line in body.split("\n") if line.strip()], final.strip()
-
-    def _plan(self, question: str, index: int) -> tuple[int | None, int]:
-        rng = _seeded("chain", self.seed_salt, question, index)
-        erring, shift = rng.random() < self.p_error, rng.randint(1, 9)
-        candidates = [i for i, line in enumerate(self.reference_steps(question)[0]) if corrupt_step(line, 1)]
-        return (rng.choice(candidates) if erring and candidates else None), shift
-
-    def first_error_step(self, question: str, index: int) -> int | None:
-        """0-based step of chain (`question`, `index`) where its error is, None when the chain is correct.
-
-        A chain errs with probability `p_error`, at a step drawn uniformly among the steps that show a
-        number; a reference with no such step gives only correct chains.
-        """
-        return self._plan(question, index)[0]
-
-    def chain(self, question: str, index: int) -> tuple[str, int | None]:
-        """(the full solution of chain (`question`, `index`), its first-error step): one step per line,
-        the error a shifted result at that step, and the final answer shifted by the same amount."""
-        error_step, shift = self._plan(question, index)
-        steps, final = self.reference_steps(question)
-        if error_step is not None:
-            steps[error_step] = corrupt_step(steps[error_step], shift)
-            final = _shifted(final, shift) or f"{final}{shift}"
-        return "\n".join([*steps, f"#### {final}"]), error_step
-
-    def continuation(self, question: str, partial: str, rng: random.Random) -> str:
-        """What follows `partial` (whole lines of an answer to `question`) up to `#### answer`.
-
-        A prefix with a line that differs from the reference (or more lines than it) is wrong: the
-        continuation finishes the reference's remaining steps and ends with a wrong answer. A correct
-        prefix is continued correctly with probability `q`, else with an error at a later step. A prefix
-        that already holds the `####` line is complete: the continuation is empty.
-        """
-        steps, final = self.reference_steps(question)
-        done = [line.strip() for line in partial.split("\n") if line.strip()]
-        if any(line.startswith("####") for line in done):
-            return ""
-        rest = steps[len(done) :]
-        shift = rng.randint(1, 9)
-        wrong = len(done) > len(steps) or any(d != s for d, s in zip(done, steps))
-        if not wrong and rng.random() >= self.q:
-            candidates = [i for i, line in enumerate(rest) if corrupt_step(line, shift)]
-            if candidates:
-                j = rng.choice(candidates)
-                rest[j] = corrupt_step(rest[j], shift)
-                wrong = True
-        if wrong:
-            final = _shifted(final, shift) or f"{final}{shift}"
-        lead = "\n" if partial and not partial.endswith("\n") else ""
-        return lead + "\n".join([*rest, f"#### {final}"])
-
-    def find_question(self, text: str) -> str | None:
-        """The longest reference question inside `text`, so a short question inside another never wins."""
-        if text not in self._found:
-            self._found[text] = max((q for q in self.references if q in text), key=len, default=None)
-        return self._found[text]
-
-    def __call__(self, request: GenRequest, index: int, rng: random.Random) -> str:
-        question = self.find_question(question_text(request))
-        if question is None:
-            return "I am not sure how to solve this."
-        partial = partial_answer(request)
-        if partial is None:  # a fresh turn: sample `index` is chain (question, index)
-            return self.chain(question, index)[0]
-        return self.continuation(question, partial, rng)
-
-
-def gsm8k_chain_policy(
-    references: Mapping[str, str], *, p_error: float, q: float = 0.7, seed_salt: str = ""
-) -> Gsm8kChainPolicy:
-    """A policy with a known truth for step labels, after Math-Shepherd's MC estimation.
-
-    - A fresh turn: sample `index` of a question is chain (question, index), the reference solution
-      with, with probability `p_error`, one result shifted at step `first_error_step(question, index)`
-      and the final answer shifted with it (`chain(question, index)` returns the text and that step).
-    - A `continue_final` turn (the partial answer is whole lines, as `tasks.mc_label` sends them):
-      a prefix holding a wrong step always ends wrong; a correct prefix ends right with probability `q`
-      and otherwise errs at a later step, as a real policy does not always finish a correct start.
-
-    So a prefix's true label is "correct iff it holds no wrong step", and with k rollouts a correct
-    prefix is mislabelled (no rollout right) with probability (1 - q)^k. `seed_salt` draws other chains.
-    """
-    return Gsm8kChainPolicy(references, p_error=p_error, q=q, seed_salt=seed_salt)
+    return step[: last.start()] + shifted_number(last.group(), shift) + step[last.end() :]

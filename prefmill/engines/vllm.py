@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
-from prefmill.engines.base import Completion, GenRequest, GenResult, generate_with_splitting
+from prefmill.engines.base import Completion, GenRequest, GenResult, generate_with_splitting, sample_seed
 from prefmill.models import pick_dtype, resolve_model
 
 # Settings vLLM reads at import; verified on CPU, harmless on GPU. A user's own values win.
@@ -133,7 +133,7 @@ class VLLMEngine:
             temperature=s.temperature,
             top_p=s.top_p,
             max_tokens=s.max_tokens,
-            seed=s.seed,
+            seed=sample_seed(s, 0),  # vLLM seeds sample i of n with seed + i, as `Sampling` says
             stop=list(s.stop) or None,
             logprobs=0 if s.logprobs else None,
             structured_outputs=StructuredOutputsParams(regex=s.regex) if s.regex else None,

@@ -29,7 +29,7 @@ from prefmill.engines.base import Engine, GenRequest, GenResult, Sampling
 from prefmill.errors import InputError
 from prefmill.schemas.tables import STEP_LABELS
 from prefmill.schemas.validate import polars_schema
-from prefmill.seeds import derived_seed
+from prefmill.seeds import rollout_seed
 from prefmill.answers import judge, reference_final_answer
 
 
@@ -81,16 +81,17 @@ def build_rollout_requests(
         question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
         for k in range(1, len(steps) + 1):
             request_id = f"{chain_id}|{k}"
+            turn = (*messages, {"role": "assistant", "content": step_prefix(steps, k)})
             requests.append(
                 GenRequest(
                     request_id=request_id,
-                    messages=(*messages, {"role": "assistant", "content": step_prefix(steps, k)}),
+                    messages=turn,
                     sampling=Sampling(
                         n=rollouts,
                         temperature=temperature,
                         top_p=top_p,
                         max_tokens=max_tokens,
-                        seed=derived_seed(seed, request_id),
+                        seed=rollout_seed(seed, turn),
                         logprobs=False,
                     ),
                     continue_final=True,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from prefmill.answers import judge
 from prefmill.config import VerifyConfig
 from prefmill.engines.base import GenRequest, GenResult, Sampling
-from prefmill.seeds import derived_seed
+from prefmill.seeds import rollout_seed
 from prefmill.tasks.process.mc_label import step_prefix
 from prefmill.tasks.process.steps import steps_of
 
@@ -209,7 +209,7 @@ class QuestionTree:
                     if self.rollouts + n > self.cfg.budget:
                         c.status = "budget"
                     else:
-                        requests.append(self._request(c, j, n))
+                        requests.append(self._request(c, j, n, first=node.started))
                         node.in_flight, node.started = True, node.started + n
                         self.rollouts, c.rollouts = self.rollouts + n, c.rollouts + n
                 if c.status is not None:
@@ -222,18 +222,19 @@ class QuestionTree:
                     self.pool, self.active = [], []
                 return requests
 
-    def _request(self, c: Candidate, j: int, n: int) -> GenRequest:
+    def _request(self, c: Candidate, j: int, n: int, *, first: int) -> GenRequest:
+        """Samples first..first+n-1 of prefix j's rollout stream: a later batch never repeats an earlier one."""
         self._seq += 1
         request_id = f"{self.prompt_id}|{self._seq}"
         self._pending[request_id] = (c, j)
         partial = step_prefix(c.steps, j) if j else ""
+        turn = (*({"role": m["role"], "content": m["content"]} for m in self.prompt), {"role": "assistant", "content": partial})
         return GenRequest(
             request_id=request_id,
-            messages=(*({"role": m["role"], "content": m["content"]} for m in self.prompt),
-                      {"role": "assistant", "content": partial}),
+            messages=turn,
             sampling=Sampling(n=n, temperature=self.cfg.temperature, top_p=self.cfg.top_p,
-                              max_tokens=self.cfg.max_tokens, seed=derived_seed(self.cfg.seed, request_id),
-                              logprobs=False),
+                              max_tokens=self.cfg.max_tokens, seed=rollout_seed(self.cfg.seed, turn),
+                              first_index=first, logprobs=False),
             continue_final=True,
             purpose="rollout",
             inputs={"question": next((m["content"] for m in reversed(self.prompt) if m["role"] == "user"), "")},

@@ -40,18 +40,29 @@ def test_misses_on_other_sampling_prefix_or_engine(tmp_path):
     base = _req("a")
     keys = {
         sample_key("e1", base, 0),
-        sample_key("e1", replace(base, sampling=replace(base.sampling, seed=2)), 0),
+        sample_key("e1", replace(base, sampling=replace(base.sampling, seed=5)), 0),
         sample_key("e1", _req("a", content="other"), 0),
+        sample_key("e1", replace(base, sampling=replace(base.sampling, temperature=0.3)), 0),
         sample_key("e2", base, 0),
         sample_key("e1", base, 1),
     }
-    assert len(keys) == 5
+    assert len(keys) == 6
     # n is not part of the key: the first samples of n=4 are the samples of n=2.
     assert sample_key("e1", base, 0) == sample_key("e1", _req("a", n=4), 0)
+    # sample i of seed s is the draw seeded s + i, whichever request asks for it (vLLM's rule for n > 1)
+    assert sample_key("e1", base, 1) == sample_key("e1", replace(base, sampling=replace(base.sampling, seed=2)), 0)
+    later = replace(base, sampling=replace(base.sampling, first_index=1, n=1))
+    assert sample_key("e1", later, 0) == sample_key("e1", base, 1)
     engine = CachingEngine(ScriptedEngine(_policy), cache)
     engine.generate([_req("a", n=2)])
-    engine.generate([_req("a", n=4)])  # partial hit: regenerated whole
-    assert engine.engine.calls == 2 and len(cache) == 4
+    inner = engine.engine
+    seen = inner.requests_seen
+    four = engine.generate([_req("a", n=4)])  # partial hit: only samples 2 and 3 are generated
+    assert inner.calls == 2 and len(cache) == 4 and (engine.hits, engine.misses) == (2, 4)
+    assert inner.requests_seen == seen + 1
+    assert [c.index for c in four[0].completions] == [0, 1, 2, 3]
+    alone = CachingEngine(ScriptedEngine(_policy), RolloutCache(tmp_path / "other")).generate([_req("a", n=4)])
+    assert [c.text for c in four[0].completions] == [c.text for c in alone[0].completions]  # the same draws
 
 
 def test_failed_requests_are_not_cached(tmp_path):

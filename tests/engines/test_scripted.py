@@ -9,10 +9,10 @@ from decimal import Decimal
 import pytest
 
 from prefmill.engines.base import GenRequest, Sampling
+from prefmill.engines.scripted_chains import gsm8k_chain_policy
 from prefmill.engines.scripted import (
     ScriptedEngine,
     corrupt_step,
-    gsm8k_chain_policy,
     gsm8k_policy,
     last_user_text,
     partial_answer,
@@ -71,7 +71,7 @@ class TestGsm8kPolicy:
         answers = {int(extract_answer(policy(_request("Q?"), i, random.Random(i)))) for i in range(200)}
         assert answers == set(range(6, 15))
 
-    def test_deterministic_per_request_seed_and_index(self, gsm8k_rows):
+    def test_deterministic_per_prompt_seed_and_index_never_the_request_id(self, gsm8k_rows):
         policy = gsm8k_policy({r["question"]: r["answer"] for r in gsm8k_rows}, p_error=0.5)
         q = gsm8k_rows[2]["question"]
 
@@ -79,8 +79,9 @@ class TestGsm8kPolicy:
             return [c.text for c in ScriptedEngine(policy).generate([_request(q, rid=rid, seed=seed, n=16)])[0].completions]
 
         assert texts("a", 1) == texts("a", 1)
-        assert texts("a", 1) != texts("a", 2)
-        assert texts("a", 1) != texts("b", 1)
+        assert texts("a", 1) != texts("a", 3)
+        assert texts("a", 1) == texts("b", 1)  # as a seeded real engine: the request id plays no part
+        assert texts("a", 1)[1:] == texts("a", 2)[:-1]  # sample i of seed s is the draw seeded s + i
         assert len(set(texts("a", 1))) > 1  # the index matters too
 
     def test_unknown_question_has_no_answer(self):

@@ -50,11 +50,14 @@ CASES = {
     },
 }
 
+# Changed once on purpose: the scripted engine now draws a sample from what is asked (the request's
+# inputs and the partial answer) and the sample's own seed (seed + index, vLLM's rule), not from the request id, and rollouts are seeded by
+# their prefix; every scripted text changed with it.
 GOLDEN = {
-    "preference-rise": "7da88e7e38cf70db",
-    "preference-ranked": "acf755d6d3ccd2ee",
-    "process-mc-consensus": "23a1ab703a79a2ab",
-    "process-omegaprm": "4ebab326a457a536",
+    "preference-rise": "0bf0e7e43baf6b1a",
+    "preference-ranked": "da2d51014ee3dbf5",
+    "process-mc-consensus": "d10771ffcf4ffdd4",
+    "process-omegaprm": "2b7f2816067b5692",
 }
 
 

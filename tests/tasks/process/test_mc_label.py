@@ -9,9 +9,10 @@ import pytest
 
 from prefmill.config import GenerateConfig, VerifyConfig
 from prefmill.engines.base import Completion, GenResult
-from prefmill.engines.scripted import ScriptedEngine, gsm8k_chain_policy
+from prefmill.engines.scripted import ScriptedEngine
+from prefmill.engines.scripted_chains import gsm8k_chain_policy
 from prefmill.errors import InputError
-from prefmill.seeds import derived_seed
+from prefmill.seeds import rollout_seed
 from prefmill.tasks.sampling.generate import build_messages
 from prefmill.tasks.process.mc_label import OUTPUT_SCHEMA, build_rollout_requests, mc_label, step_prefix
 from prefmill.tasks.process.steps import steps_of
@@ -69,7 +70,7 @@ class TestBuildRolloutRequests:
         assert requests[1].messages[-1] == {"role": "assistant", "content": "2 + 3 = 5\n5 * 4 = 20\n#### 20\n"}
         s = requests[1].sampling
         assert (s.n, s.max_tokens, s.temperature, s.top_p, s.seed, s.logprobs) == (
-            4, 64, 0.7, 1.0, derived_seed(9, "c1|2"), False,
+            4, 64, 0.7, 1.0, rollout_seed(9, requests[1].messages), False,
         )
 
     def test_seeds_do_not_depend_on_the_batch(self):

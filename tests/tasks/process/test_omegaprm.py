@@ -8,7 +8,8 @@ import polars as pl
 import pytest
 
 from prefmill.config import GenerateConfig, VerifyConfig
-from prefmill.engines.scripted import ScriptedEngine, corrupt_step, gsm8k_chain_policy
+from prefmill.engines.scripted import ScriptedEngine, corrupt_step
+from prefmill.engines.scripted_chains import gsm8k_chain_policy
 from prefmill.tasks.sampling.generate import build_messages
 from prefmill.tasks.process.mc_label import step_prefix
 from prefmill.tasks.process.omegaprm import OUTPUT_SCHEMA, OmegaConfig, balance, omega_label, search_question
