@@ -3,19 +3,31 @@ verdict on one completion or a table of them. Shared by the verify stage, RISE, 
 `prefmill verify`.
 
 Extraction order follows how solutions end in practice: GSM8K's `#### 18`, LaTeX `\\boxed{18}`,
-"The answer is 18", else the last number in the text ($, commas and units stripped).
+"The answer is 18", else the last number in the text ($, commas and units stripped). MATH answers
+(`\\dfrac43`, `(2,\\infty)`, `\\text{Evelyn}`) are brought to one spelling by prefmill.latex_answers and
+compared by math-verify's LaTeX reader; text answers compare as text, and an answer always equals itself.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+from functools import lru_cache
 
 import polars as pl
+from math_verify import LatexExtractionConfig
 from math_verify import parse as mv_parse
 from math_verify import verify as mv_verify
 
 from prefmill.config import VerifyConfig
+from prefmill.latex_answers import (
+    canonical_latex,
+    has_boxed,
+    is_prose,
+    last_boxed,
+    looks_like_math,
+    text_key,
+)
 
 # verify_error values: why a sample has no verdict of its own (it then counts as incorrect).
 EMPTY_COMPLETION = "empty_completion"
@@ -35,44 +47,53 @@ _FRACTION = re.compile(r"-?\d+\s*/\s*\d+")
 _TRAILING_NUMBER = re.compile(
     r"(-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?)\s*(?:[A-Za-z%]+\s*){0,2}[.!]?\s*$"
 )
-_LATEX_NOISE = (("{,}", ","), ("\\$", ""), ("\\,", ""), ("\\!", ""), ("\\%", ""))
-
-
-def _last_boxed(text: str) -> str | None:
-    """Content of the last `\\boxed{...}`, braces balanced."""
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    depth, i = 0, start + len("\\boxed")
-    for j in range(i, len(text)):
-        if text[j] == "{":
-            depth += 1
-        elif text[j] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i + 1 : j]
-    return None
+_LATEX_NOISE = (("{,}", ","), ("\\$", ""), ("\\,", ""), ("\\!", ""), ("\\%", ""), ("$", ""))
+# A GSM8K amount: thousands grouped by commas (a bare "2,3" is a list), maybe a percent sign.
+_AMOUNT = re.compile(r"(-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\.\d+)\s*%?")
+_PLAIN_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:/\d+)?")
+_PLAIN_PI = re.compile(r"(?<![A-Za-z\\])pi(?![A-Za-z])")  # "2pi", "pi/2": LaTeX reads a bare pi as p*i
+_MATH_SPAN = re.compile(r"\$([^$]+)\$|\\\((.+?)\\\)")
+# Wrapped in $...$ an answer reaches math-verify's LaTeX reader whole; its plain-number reader would
+# take the 2 out of "[-2, 2]" or "2\\sqrt{2}".
+_LATEX_ONLY = (LatexExtractionConfig(boxed_match_priority=0),)
 
 
 def normalize_answer(raw: str) -> str | None:
-    """Reduce a candidate answer to what math-verify can parse: a number, a fraction or LaTeX."""
-    text = raw.strip().rstrip(".").strip()
+    """Reduce a candidate answer to what math-verify can parse: a number, a fraction or LaTeX.
+
+    LaTeX gets one spelling (canonical_latex); plain text that reads as math (`2x+1`, `[-2, 2]`) stays
+    whole; other plain text keeps GSM8K's rule: its last number, commas and units dropped.
+    """
+    text = raw
     for noise, replacement in _LATEX_NOISE:
         text = text.replace(noise, replacement)
+    if "\\" in text or "°" in text:
+        text = canonical_latex(text)
+    text = " ".join(text.split()).rstrip(".").strip()
     if not text:
         return None
     if "\\" in text:
-        return text.strip("$ ")
-    if m := _FRACTION.fullmatch(text.replace("$", "").strip()):
+        return text
+    if m := _FRACTION.fullmatch(text):
         return m.group(0).replace(" ", "")
-    numbers = _NUMBER.findall(text.replace("$", ""))
+    if m := _AMOUNT.fullmatch(text):
+        return m.group(1).replace(",", "")
+    if looks_like_math(text):
+        return _PLAIN_PI.sub(r"\\pi", text)
+    numbers = _NUMBER.findall(text)
     if numbers:
         return numbers[-1].replace(",", "").rstrip(".")
     return text
 
 
 def _stated(phrase: str) -> str:
-    """What follows "the answer is": up to a bracket, and the result when it is an equation."""
+    """What follows "the answer is": a $...$ formula or math as written, else up to a bracket, and
+    the result when it is an equation ("18 (9 eggs at $2 each)", "3 + 4 = 7")."""
+    if m := _MATH_SPAN.search(phrase):
+        return m.group(1) if m.group(1) is not None else m.group(2)
+    body = phrase.strip().rstrip(".")
+    if "\\" in body or looks_like_math(body.replace("$", "")):
+        return body
     phrase = re.split(r"[(;]", phrase, maxsplit=1)[0]
     phrase = phrase.rsplit("=", 1)[-1]
     if m := _FRACTION.search(phrase.replace("$", "")) or _NUMBER.search(phrase.replace("$", "")):
@@ -87,7 +108,7 @@ def find_answer(text: str) -> tuple[str | None, str | None]:
     """
     if hashes := _HASHES.findall(text):
         return normalize_answer(hashes[-1]), "hashes"
-    if (boxed := _last_boxed(text)) is not None:
+    if (boxed := last_boxed(text)) is not None:
         return normalize_answer(boxed), "boxed"
     if said := _ANSWER_IS.findall(text):
         return normalize_answer(_stated(said[-1])), "answer_is"
@@ -103,7 +124,7 @@ def extract_answer(text: str) -> str | None:
 
 def reference_final_answer(reference: str) -> str | None:
     """A reference is a worked solution ending `#### x` or a bare answer; either gives x."""
-    if "####" in reference or "\\boxed{" in reference:
+    if "####" in reference or has_boxed(reference):
         return extract_answer(reference)
     return normalize_answer(reference)
 
@@ -113,14 +134,40 @@ def _timeout(seconds: int) -> int | None:
     return seconds if threading.current_thread() is threading.main_thread() else None
 
 
+@lru_cache(maxsize=8192)
+def _parsed(answer: str, timeout: int | None) -> tuple | None:
+    """math-verify's reading of a normalised answer, cached: a reference is parsed once, not per sample.
+
+    Plain numbers take math-verify's number reader as before (fast, GSM8K); the rest its LaTeX reader.
+    parse() catches its own errors and timeouts (raise_on_error=False) and then returns [].
+    """
+    if _PLAIN_NUMBER.fullmatch(answer):
+        found = mv_parse(re.sub(r"^(-?)\.", r"\g<1>0.", answer), parsing_timeout=timeout)  # ".5" reads as 0.5
+    else:
+        found = mv_parse(f"${answer}$", extraction_config=_LATEX_ONLY, parsing_timeout=timeout)
+    # Only a string back means no formula was read: the string alone would just repeat the input.
+    return tuple(found) if any(not isinstance(x, str) for x in found) else None
+
+
 def answers_match(reference: str, candidate: str, *, timeout_seconds: int = 5) -> bool | None:
-    """math-verify equivalence (18 == 18.0 == 36/2); None when either side does not parse."""
-    t = _timeout(timeout_seconds)
-    gold = mv_parse(reference, parsing_timeout=t)
-    pred = mv_parse(candidate, parsing_timeout=t)
-    if not gold or not pred:
+    """Equivalence of two answers (18 == 18.0 == 36/2, \\frac43 == 4/3, \\text{(C)} == C); None when
+    either side cannot be read (empty, or prose such as `forty-two` that is not the other answer)."""
+    gold, pred = normalize_answer(reference), normalize_answer(candidate)
+    if gold is None or pred is None:
         return None
-    return bool(mv_verify(gold, pred, timeout_seconds=t))
+    if gold == pred:
+        return True
+    gold_text, pred_text = text_key(gold), text_key(pred)
+    if gold_text is not None and pred_text is not None:
+        return gold_text == pred_text
+    if is_prose(gold) or is_prose(pred):
+        return None
+    t = _timeout(timeout_seconds)
+    gold_parsed, pred_parsed = _parsed(gold, t), _parsed(pred, t)
+    if gold_parsed is None or pred_parsed is None:
+        return None
+    # verify() also catches its own errors and timeouts, answering False.
+    return bool(mv_verify(list(gold_parsed), list(pred_parsed), timeout_seconds=t))
 
 
 def judge(
