@@ -4,10 +4,17 @@ For step k of a chain the engine continues the partial assistant turn "step 1 ..
 `continue_final` request) `rollouts` times; each rollout is the prefix plus its continuation, and its
 final answer is verified against the reference with math-verify (`prefmill.answers.judge`).
 
-- soft label (Math-Shepherd SE) `values[k]` = share of the step's rollouts that verify correct;
-- hard label (Math-Shepherd HE) `labels[k]` = at least one rollout correct, i.e. `values[k] > 0`;
-- `first_error_step` = the first step whose hard label is False (0-based), what OmegaPRM's binary
-  search looks for.
+- soft label (Math-Shepherd SE) `values[k]` = share of the step's k fresh rollouts that verify
+  correct, published with its n (`rollout_counts`);
+- hard label (Math-Shepherd HE) `labels[k]` = at least one rollout correct, then the rules of
+  `tasks.process.step_labels`: monotone (a correct rollout from a later prefix witnesses every earlier
+  one) and all True for a chain whose own final answer verifies. Math-Shepherd takes HE per step
+  as it comes; we differ because a False before a True is a sampling miss the rollouts themselves
+  disprove, and a training label a PRM should not learn;
+- the complete solution (the last prefix, when it states its final answer) is not rolled out: its
+  label and value are the chain's own verdict (1 or 0, n = 0), since a rollout could only append text
+  after `#### x`;
+- `first_error_step` = the first step whose hard label is False (0-based).
 
 Input `chains`: `chain_id`, `prompt_id`, `prompt` (chat messages with the question), `steps`
 (list[str], e.g. from `tasks.steps.steps_frame`). Input `references`: `prompt_id`, `reference` (a
@@ -30,6 +37,7 @@ from prefmill.errors import InputError
 from prefmill.schemas.tables import STEP_LABELS
 from prefmill.schemas.validate import polars_schema
 from prefmill.seeds import rollout_seed
+from prefmill.tasks.process.step_labels import chain_verdict, first_error, is_complete, monotone_labels
 from prefmill.answers import judge, reference_final_answer
 
 
@@ -68,10 +76,11 @@ def _check_chains(chains: pl.DataFrame) -> None:
 def build_rollout_requests(
     chains: pl.DataFrame, *, rollouts: int, max_tokens: int, temperature: float, seed: int, top_p: float = 1.0
 ) -> list[GenRequest]:
-    """One `continue_final` request per step prefix k = 1..K of every chain, id `f"{chain_id}|{k}"`.
+    """One `continue_final` request per step prefix k = 1..K of every chain, id `f"{chain_id}|{k}"`,
+    but none for a complete solution (the last prefix, when it states its final answer).
 
-    Each asks for `rollouts` samples with a seed derived from `seed` and the request id, so a prefix
-    gets the same rollouts whatever else is in the batch. `top_p` is 1 by default: the estimate is of
+    Each asks for `rollouts` samples seeded by the prefix (`prefmill.seeds.rollout_seed`), so a prefix
+    gets the same rollouts whatever else is in the batch, and OmegaPRM's checks of it reuse them. `top_p` is 1 by default: the estimate is of
     the policy's own success rate, not of a truncated one.
     """
     _check_chains(chains)
@@ -79,7 +88,8 @@ def build_rollout_requests(
     for chain_id, prompt, steps in zip(chains["chain_id"], chains["prompt"], chains["steps"]):
         messages = tuple({"role": m["role"], "content": m["content"]} for m in prompt)
         question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-        for k in range(1, len(steps) + 1):
+        last = len(steps) - is_complete(steps)  # the complete solution is not rolled out
+        for k in range(1, last + 1):
             request_id = f"{chain_id}|{k}"
             turn = (*messages, {"role": "assistant", "content": step_prefix(steps, k)})
             requests.append(
@@ -115,16 +125,6 @@ def _score_step(prefix: str, result: GenResult, reference: str | None, cfg: Veri
         )
         correct += ok
     return judged, correct, tokens
-
-
-def _first_error(labels: list[bool | None]) -> int | None:
-    """The first False label; None when all are True, or when an unknown (null) label comes first."""
-    for k, label in enumerate(labels):
-        if label is None:
-            return None
-        if not label:
-            return k
-    return None
 
 
 def mc_label(
@@ -176,7 +176,14 @@ def mc_label(
         steps = chain["steps"]
         labels, values, counts, corrects = [], [], [], []
         failed = tokens = 0
+        complete, correct_chain = is_complete(steps), chain_verdict(steps, reference, verify_cfg)
         for k in range(1, len(steps) + 1):
+            if complete and k == len(steps):  # the chain's own verdict, from no rollout
+                counts.append(0)
+                corrects.append(0)
+                values.append(float(correct_chain))
+                labels.append(correct_chain)
+                continue
             result = results[f"{chain['chain_id']}|{k}"]
             judged, correct, used = (0, 0, 0) if result.error is not None else _score_step(
                 step_prefix(steps, k), result, reference, verify_cfg
@@ -187,6 +194,7 @@ def mc_label(
             corrects.append(correct)
             values.append(correct / judged if judged else None)
             labels.append(correct > 0 if judged else None)
+        labels = monotone_labels(labels, chain_correct=correct_chain)
         rows.append(
             {
                 "chain_id": chain["chain_id"],
@@ -197,7 +205,7 @@ def mc_label(
                 "values": values,
                 "rollout_counts": counts,
                 "rollouts_correct": corrects,
-                "first_error_step": _first_error(labels),
+                "first_error_step": first_error(labels),
                 "failed_steps": failed,
                 "method": METHOD,
                 "engine": engine.fingerprint,

@@ -7,7 +7,9 @@ other cannot (label False, value 0). Step-DPO trains on exactly that: prompt = q
 prefix, chosen = a correct next step, rejected = the first wrong step.
 
 Which pairs are produced, exactly:
-- For every question and every prefix shared by at least two chains, the candidate next steps are the
+- Only from a prefix that can still reach the answer (Step-DPO's prompt is the question and a correct
+  prefix): the empty prefix, or one whose last step some chain holding it labels True.
+- For every question and every such prefix shared by at least two chains, the candidate next steps are the
   distinct texts of step `i + 1` among the chains with that prefix. A text's label is True when any of
   its chains labels it True (Math-Shepherd's hard estimate over all of its rollouts) and its value is
   the mean of its chains' values. A chain whose step `i + 1` has a null label or value (the engine
@@ -99,6 +101,9 @@ def _pairs_of_question(prompt_id: str, chains: list[dict], stats: dict) -> list[
         stack.extend(((*prefix, text), group) for text, group in children.items() if len(group) > 1)
         if len(members) < 2:
             continue
+        if i and not any(c["labels"][i - 1] is True for c in members):  # Step-DPO needs a correct prefix
+            stats["skipped_wrong_prefix"] += 1
+            continue
         stats["skipped_null_steps"] += sum(c["labels"][i] is None or c["values"][i] is None for c in members)
         found = _candidates(members, i)
         good = [(t, c) for t, c in found.items() if c["label"]]
@@ -139,7 +144,8 @@ def step_pairs(chains: pl.DataFrame) -> tuple[pl.DataFrame, dict]:
     Stats: `questions`, `chains_used`, `chains_not_kept`, `pairs`, `pairs_first_error`,
     `pairs_contrast`, `pairs_by_prefix_steps` ({i: count}), `no_contrast` (questions with no pair),
     `skipped_null_steps` (chain steps with a null label/value at a shared prefix),
-    `skipped_value_order` (True/False combinations whose values do not order them).
+    `skipped_value_order` (True/False combinations whose values do not order them), `skipped_wrong_prefix`
+    (shared prefixes whose last step no chain labels True).
     """
     if missing := [c for c in _NEEDED if c not in chains.columns]:
         raise InputError(f"step_pairs: the chains table lacks column(s) {missing}; it has {chains.columns}",
@@ -148,7 +154,8 @@ def step_pairs(chains: pl.DataFrame) -> tuple[pl.DataFrame, dict]:
         raise InputError("step_pairs: `chain_id` values repeat", hint="give every chain its own id")
     kept = chains.filter(pl.col("keep").fill_null(False)) if "keep" in chains.columns else chains
     stats: dict = {"questions": chains["prompt_id"].n_unique(), "chains_used": kept.height,
-                   "chains_not_kept": chains.height - kept.height, "skipped_null_steps": 0, "skipped_value_order": 0}
+                   "chains_not_kept": chains.height - kept.height, "skipped_null_steps": 0, "skipped_value_order": 0,
+                   "skipped_wrong_prefix": 0}
     columns = [*_NEEDED] + (["first_error_step"] if "first_error_step" in kept.columns else [])
     rows = []
     for chain in kept.select(columns).iter_rows(named=True):

@@ -64,13 +64,14 @@ class TestBuildRolloutRequests:
 
         requests = build_rollout_requests(chains, rollouts=4, max_tokens=64, temperature=0.7, seed=9)
 
-        assert [r.request_id for r in requests] == ["c1|1", "c1|2", "c2|1"]
-        assert all(r.continue_final for r in requests)
+        # c1's last prefix states its answer: the complete solution is not rolled out; c2 states none
+        assert [r.request_id for r in requests] == ["c1|1", "c2|1"]
+        assert all(r.continue_final and r.purpose == "rollout" for r in requests)
         assert requests[0].messages == (*PROMPT, {"role": "assistant", "content": "2 + 3 = 5\n"})
-        assert requests[1].messages[-1] == {"role": "assistant", "content": "2 + 3 = 5\n5 * 4 = 20\n#### 20\n"}
-        s = requests[1].sampling
+        assert requests[1].messages[-1] == {"role": "assistant", "content": "x\n"}
+        s = requests[0].sampling
         assert (s.n, s.max_tokens, s.temperature, s.top_p, s.seed, s.logprobs) == (
-            4, 64, 0.7, 1.0, rollout_seed(9, requests[1].messages), False,
+            4, 64, 0.7, 1.0, rollout_seed(9, requests[0].messages), False,
         )
 
     def test_seeds_do_not_depend_on_the_batch(self):
@@ -97,8 +98,7 @@ class TestMcLabel:
         engine = TableEngine({
             "c1|1": ["oops\n#### 20", "#### 24", "then 5 * 4 = 20\n#### 20", "#### 21"],
             "c1|2": ["#### 24", "#### 24", "#### 25", "#### 2"],
-            "c1|3": ["", "", "", ""],  # the prefix is complete: its own answer is judged
-        })
+        })  # no "c1|3": the last prefix is the complete solution, judged as it is
 
         out = mc_label(_chains(("c1", "p1", steps)), REFS, engine=engine, rollouts=4, max_tokens=32,
                        temperature=0.8, seed=0, verify_cfg=VERIFY)
@@ -106,8 +106,8 @@ class TestMcLabel:
         assert out.schema == pl.Schema(OUTPUT_SCHEMA)
         row = out.row(0, named=True)
         assert row["completions"] == steps
-        assert row["rollouts_correct"] == [2, 0, 0] and row["rollout_counts"] == [4, 4, 4]
-        assert row["values"] == [0.5, 0.0, 0.0]
+        assert row["rollouts_correct"] == [2, 0, 0] and row["rollout_counts"] == [4, 4, 0]
+        assert row["values"] == [0.5, 0.0, 0.0]  # the last: the chain's own verdict, its 24 is wrong
         assert row["labels"] == [True, False, False]
         assert row["first_error_step"] == 1
         assert (row["method"], row["engine"], row["failed_steps"], row["prompt_id"]) == ("mc", "test:table", 0, "p1")
@@ -181,14 +181,14 @@ class TestGroundTruth:
         assert accuracy >= 0.95, f"first-error accuracy {accuracy:.3f} over 30 chains with 8 rollouts"  # measured 1.000
         assert 15 <= sum(e is not None for e in truth.values()) <= 28  # both kinds of chain are there
         assert engine.calls == 1
-        assert engine.requests_seen == sum(len(s) for s in chains["steps"])
+        assert engine.requests_seen == sum(len(s) - 1 for s in chains["steps"])  # none from the complete solution
         assert out["chain_id"].to_list() == chains["chain_id"].to_list()
         assert out["completions"].to_list() == chains["steps"].to_list()
         for row in out.iter_rows(named=True):
-            assert row["rollout_counts"] == [8] * len(row["completions"])
+            assert row["rollout_counts"] == [8] * (len(row["completions"]) - 1) + [0]
             assert all(0.0 <= v <= 1.0 for v in row["values"])
             assert row["labels"] == [v > 0 for v in row["values"]]
-            assert row["rollouts_correct"] == [round(v * 8) for v in row["values"]]
+            assert row["rollouts_correct"][:-1] == [round(v * 8) for v in row["values"][:-1]]
             error = truth[row["chain_id"]]
             if error is not None:  # a prefix holding the error never reaches the right answer
                 assert row["values"][error:] == [0.0] * (len(row["completions"]) - error)
@@ -198,8 +198,8 @@ class TestGroundTruth:
         _, chains, _, _ = injected
         requests = build_rollout_requests(chains, rollouts=8, max_tokens=512, temperature=0.8, seed=1234)
         first = chains.row(0, named=True)
-        assert [r.request_id for r in requests[: len(first["steps"])]] == [
-            f"chain-0|{k}" for k in range(1, len(first["steps"]) + 1)
+        assert [r.request_id for r in requests[: len(first["steps"]) - 1]] == [
+            f"chain-0|{k}" for k in range(1, len(first["steps"]))
         ]
         assert requests[0].messages[-1]["content"] == step_prefix(first["steps"], 1)
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from prefmill.errors import InputError
 from prefmill.tasks.process.mc_label import OUTPUT_SCHEMA as MC_SCHEMA
-from prefmill.tasks.process.mc_label import _first_error
+from prefmill.tasks.process.step_labels import first_error as _first_error
 from prefmill.tasks.process.step_pairs import OUTPUT_SCHEMA, merge_prefix, step_pairs
 
 PROMPTS = {"q1": [{"role": "user", "content": "What is (2 + 3) * 4?"}], "q2": [{"role": "user", "content": "What is 1 + 1?"}]}
@@ -62,9 +62,19 @@ class TestStepPairs:
         assert pairs["pair_id"].n_unique() == 3
         assert stats == {
             "questions": 2, "chains_used": 7, "chains_not_kept": 0, "skipped_null_steps": 0, "skipped_value_order": 0,
-            "pairs": 3, "pairs_first_error": 3, "pairs_contrast": 0, "pairs_by_prefix_steps": {0: 1, 1: 1, 2: 1},
+            "skipped_wrong_prefix": 1, "pairs": 3, "pairs_first_error": 3, "pairs_contrast": 0, "pairs_by_prefix_steps": {0: 1, 1: 1, 2: 1},
             "no_contrast": 1,  # q2: two correct first steps, nothing to contrast
         }
+
+    def test_no_pair_after_a_prefix_labelled_wrong(self):
+        """Step-DPO contrasts next steps from a correct prefix; after a wrong step, "can still reach the
+        answer" is MC noise (a lucky recovery), not a better step."""
+        chains = (
+            _chain("a", "q1", ["bad", "lucky"], [F, T], [0.0, 0.5]),  # not monotone: kept as given here
+            _chain("b", "q1", ["bad", "worse"], [F, F], [0.0, 0.0]),
+        )
+        pairs, stats = step_pairs(_frame(*chains))
+        assert pairs.height == 0 and stats["skipped_wrong_prefix"] == 1
 
     def test_same_texts_give_one_pair_and_pool_their_values(self):
         chains = (
