@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from prefmill.engine_config import EngineConfig
 from prefmill.errors import ConfigError
+from prefmill.preference_config import FiltersConfig, PairsConfig
 from prefmill.rise_config import RiseConfig
 
 
@@ -105,21 +106,6 @@ class JudgeConfig(_Strict):
     """Share of unusable judge outputs (unparsable or failed in the engine) tolerated before the run fails."""
 
 
-class FiltersConfig(_Strict):
-    """Consistency filters on pairs; each drops with a named reason, counted in the manifest."""
-
-    scir_min_agreement: float | None = Field(None, ge=0.5, le=1)
-    """SCIR: keep a pair only when at least this share of judge verdicts prefer chosen; null: off."""
-    require_swap_consistent: bool = True
-    """With pairwise judging: drop pairs whose A/B and B/A verdicts disagree."""
-    verifier_judge_agreement: bool = False
-    """Drop pairs where the pairwise judge prefers the side the verifier marked wrong."""
-    cream: Literal["off", "weight", "drop"] = "off"
-    """CREAM: rank-correlate scores with the parent version's on the same prompts; down-weight or drop."""
-    cream_min_consistency: float = Field(0.0, ge=-1, le=1)
-    """CREAM: per-prompt Kendall tau below this is inconsistent."""
-
-
 class DecontaminationConfig(_Strict):
     enabled: bool = True
     eval_files: tuple[str, ...] = ("../shared/data/gsm8k/test.jsonl",)
@@ -129,23 +115,6 @@ class DecontaminationConfig(_Strict):
     """Word n-gram length; 13 as in GPT-3's contamination study."""
     min_overlap: float = Field(0.0, ge=0, le=1)
     """Drop a prompt when more than this share of its n-grams appear in an eval set (0: any shared n-gram)."""
-
-
-class PairsConfig(_Strict):
-    strategy: Literal["verified_vs_incorrect", "best_worst", "all_ranked", "spin", "anchored"] = "verified_vs_incorrect"
-    """`verified_vs_incorrect`: a correct vs an incorrect sample; `best_worst`: top vs bottom score;
-    `all_ranked`: every pair with margin >= min_margin, easy to hard (Curry-DPO); `spin`: reference vs
-    own sample (SPIN); `anchored`: rejected from the parent version's outputs (Temporal Self-Rewarding)."""
-    min_margin: float = Field(0.0, ge=0, le=1)
-    """Score margin a pair needs (scores are in [0, 1]); 0 keeps any strictly better chosen."""
-    judge_weight: float = Field(0.3, ge=0, le=1)
-    """Weight of the judge score in a sample's score when pointwise judging is on; the verifier has the rest."""
-    max_pairs_per_prompt: int = Field(4, ge=1)
-    """`all_ranked` only."""
-    reference_as_chosen: bool = True
-    """With no correct sample, use the reference solution as chosen (`chosen_source="reference"`)."""
-    rejected: Literal["most_confident", "least_confident"] = "most_confident"
-    """Which incorrect sample to reject: highest mean logprob (a hard negative) or lowest."""
 
 
 class ProcessConfig(_Strict):
