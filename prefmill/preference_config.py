@@ -8,9 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class FiltersConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     """Consistency filters on pairs; each drops with a named reason, counted in the manifest."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     scir_min_agreement: float | None = Field(None, ge=0.5, le=1)
     """SCIR: keep a pair only when at least this share of judge verdicts prefer chosen; null: off."""
