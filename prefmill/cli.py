@@ -184,12 +184,17 @@ def query(
     dataset: Annotated[str, typer.Option(help="Restrict the views to one dataset.")] = "*",
 ) -> None:
     """Query every published version with DuckDB; views carry `dataset` and `version` columns."""
+    from rich.markup import escape
+
     from prefmill.query import run_query
 
+    skipped: list[str] = []
     try:
-        frame = run_query(_store(store), sql, dataset=dataset)
+        frame = run_query(_store(store), sql, dataset=dataset, skipped=skipped)
     except PrefmillError as exc:
         _fail(exc)
+    for line in skipped:
+        err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
     if format is Format.csv:
         sys.stdout.write(frame.write_csv())
     elif format is Format.json:

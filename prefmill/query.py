@@ -1,33 +1,91 @@
-"""DuckDB over every version in a store: one view per config, with `dataset` and `version` columns."""
+"""DuckDB over every version in a store: one view per config, with `dataset` and `version` columns.
+
+Read-only by construction: a query is exactly one SELECT statement (no COPY, ATTACH, INSTALL, SET, no
+second statement), and it runs with DuckDB's file access switched off except for reading the store's
+folder, the configuration locked, so `read_csv('/etc/passwd')` or an extension install fail too. A file
+that does not match its version's manifest (missing, another size, an unreadable footer) or a version
+whose manifest does not parse is left out of the views with a warning, so one damaged file does not
+break every query.
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow.parquet as pq
 
 from prefmill.errors import StoreError
 from prefmill.schemas.tables import VERSION_CONFIGS
-from prefmill.store import datasets_in, version_names
+from prefmill.store import MANIFEST, datasets_in, version_names
+
+
+@dataclass
+class Views:
+    """The connection and what was left out of it."""
+
+    con: duckdb.DuckDBPyConnection
+    skipped: list[str] = field(default_factory=list)  # one line per file or version left out, and why
+
+
+def _manifest_files(folder: Path, skipped: list[str]) -> dict[str, dict] | None:
+    try:
+        return json.loads((folder / MANIFEST).read_text())["files"]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        skipped.append(f"{folder}: manifest unreadable ({type(exc).__name__}); version left out")
+        return None
+
+
+def _intact(path: Path, expected: dict, skipped: list[str]) -> bool:
+    """The file is the one its manifest lists: present, of the listed size, with a readable footer."""
+    size = path.stat().st_size if path.is_file() else -1
+    if "bytes" in expected and size != expected["bytes"]:
+        skipped.append(f"{path}: {size} bytes, manifest says {expected['bytes']}; left out")
+        return False
+    try:
+        pq.read_metadata(path)
+    except (OSError, pq.lib.ArrowInvalid) as exc:
+        skipped.append(f"{path}: not readable Parquet ({exc}); left out")
+        return False
+    return True
+
+
+def published_versions(root: Path, *, dataset: str = "*", skipped: list[str]) -> list[tuple[Path, dict]]:
+    """(version folder, its manifest's file list) of every published version whose manifest parses."""
+    names = datasets_in(root) if dataset == "*" else [dataset]
+    found = [(root / name / version) for name in names for version in version_names(root, name)]
+    return [(folder, files) for folder in found if (files := _manifest_files(folder, skipped)) is not None]
+
+
+def _files_of(versions: list[tuple[Path, dict]], config: str, skipped: list[str]) -> list[str]:
+    files = []
+    for folder, listed in versions:
+        for path in sorted((folder / "data" / config).glob("*.parquet")):
+            rel = str(path.relative_to(folder))
+            if rel not in listed:
+                skipped.append(f"{path}: not in the manifest; left out")
+            elif _intact(path, listed[rel], skipped):
+                files.append(str(path))
+    return files
 
 
 def config_files(root: Path, config: str, *, dataset: str = "*") -> list[str]:
-    """Parquet files of `config` in published versions only (not staging, not stray folders)."""
-    names = datasets_in(root) if dataset == "*" else [dataset]
-    return [
-        str(f)
-        for name in names
-        for version in version_names(root, name)
-        for f in sorted((root / name / version / "data" / config).glob("*.parquet"))
-    ]
+    """Parquet files of `config` in published versions only (not staging, not stray folders), each
+    checked against its version's manifest."""
+    skipped: list[str] = []
+    return _files_of(published_versions(root, dataset=dataset, skipped=skipped), config, skipped)
 
 
-def connect(root: Path, *, dataset: str = "*") -> duckdb.DuckDBPyConnection:
-    """An in-memory connection with a view per config that has at least one published file."""
-    con = duckdb.connect()
+def connect(root: Path, *, dataset: str = "*") -> Views:
+    """An in-memory, read-only connection with a view per config that has at least one published file."""
+    root = root.resolve()
+    con, skipped = duckdb.connect(), []
+    versions = published_versions(root, dataset=dataset, skipped=skipped)
     for config in VERSION_CONFIGS:
-        files = config_files(root.resolve(), config, dataset=dataset)
+        files = _files_of(versions, config, skipped)
         if not files:
             continue
         listed = ", ".join(f"'{_quote(f)}'" for f in files)
@@ -40,23 +98,46 @@ def connect(root: Path, *, dataset: str = "*") -> duckdb.DuckDBPyConnection:
             from read_parquet([{listed}], filename = true, union_by_name = true)
             """
         )
-    return con
+    con.sql(f"set allowed_directories = ['{_quote(str(root))}/']")
+    con.sql("set enable_external_access = false")
+    con.sql("set autoinstall_known_extensions = false")
+    con.sql("set lock_configuration = true")
+    return Views(con, skipped)
 
 
 def _quote(text: str) -> str:
     return text.replace("'", "''")
 
 
-def run_query(root: Path, sql: str, *, dataset: str = "*") -> pl.DataFrame:
-    """Run `sql` over the store's views; a missing view or bad SQL becomes a `StoreError`."""
-    con = connect(root, dataset=dataset)
+def check_select(sql: str) -> None:
+    """Refuse anything but one SELECT statement: the store is read-only through `prefmill query`."""
     try:
-        return con.sql(sql).pl()
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise StoreError(f"query failed: {exc}") from None
+    if len(statements) != 1:
+        raise StoreError(f"query: give exactly one SELECT statement; got {len(statements)}",
+                         hint="run statements one at a time; only SELECT (and WITH ... SELECT) is allowed")
+    kind = statements[0].type
+    if kind != duckdb.StatementType.SELECT:
+        raise StoreError(f"query: only SELECT is allowed, the store is read-only; got {kind.name}",
+                         hint="to export a result, use --format csv or --format json and redirect the output")
+
+
+def run_query(root: Path, sql: str, *, dataset: str = "*", skipped: list[str] | None = None) -> pl.DataFrame:
+    """Run one SELECT over the store's views; a refused, bad or failing query becomes a `StoreError`.
+    Files left out of the views are appended to `skipped` when given."""
+    check_select(sql)
+    views = connect(root, dataset=dataset)
+    if skipped is not None:
+        skipped.extend(views.skipped)
+    try:
+        return views.con.sql(sql).pl()
     except duckdb.CatalogException as exc:
-        views = [r[0] for r in con.sql("select view_name from duckdb_views() where not internal").fetchall()]
+        names = [r[0] for r in views.con.sql("select view_name from duckdb_views() where not internal").fetchall()]
         raise StoreError(
             f"query failed: {exc}",
-            hint=f"views over {root}: {', '.join(views) or 'none (no published versions yet)'}",
+            hint=f"views over {root}: {', '.join(names) or 'none (no published versions yet)'}",
         ) from None
     except duckdb.Error as exc:
         raise StoreError(f"query failed: {exc}") from None
