@@ -62,9 +62,9 @@ class StageTask:
 
     def __init__(
         self, fn: Callable[..., Any], *, name: str, outputs: Sequence[pa.Schema],
-        note: Callable[..., str] | None = None,
+        note: Callable[..., str] | None = None, failed: Callable[..., bool] | None = None,
     ) -> None:
-        self.fn, self.name, self.schemas, self.note = fn, name, tuple(outputs), note
+        self.fn, self.name, self.schemas, self.note, self.failed = fn, name, tuple(outputs), note, failed
         self.signature = inspect.signature(fn)
         self.keyed = [p for p in self.signature.parameters if p != CHECKPOINTS]
         self.task: Task = task(
@@ -107,19 +107,29 @@ class StageTask:
 
     def __call__(self, *args: Any, work: str, **kwargs: Any) -> Any:
         persisted = self.task.with_options(result_storage=result_storage(work))
-        result = persisted(*args, work=work, **kwargs)
-        if all(ref.intact() for ref in _refs(result)):
+        state = persisted(*args, work=work, return_state=True, **kwargs)
+        result = state.result()
+        if state.name != "Cached" or self._reusable(_refs(result)):
             return result
         return persisted.with_options(refresh_cache=True)(*args, work=work, **kwargs)
+
+    def _reusable(self, refs: tuple[TableRef, ...]) -> bool:
+        """A cached result is reused only when its files are intact and it holds no engine failure (a
+        rerun after the server is back retries those; the rollout cache serves everything else)."""
+        if not all(ref.intact() for ref in refs):
+            return False
+        return self.failed is None or not self.failed(*(ref.read() for ref in refs))
 
 
 def stage_task(
     fn: Callable[..., Any], *, name: str, outputs: pa.Schema | Sequence[pa.Schema],
-    note: Callable[..., str] | None = None,
+    note: Callable[..., str] | None = None, failed: Callable[..., bool] | None = None,
 ) -> StageTask:
     """`fn` (tables in, keyword-only configs and engine, table or tuple of tables out) as a task whose
-    outputs are conformed to `outputs`, one schema per returned table; `note(*tables)` is logged."""
-    return StageTask(fn, name=name, outputs=outputs if isinstance(outputs, (list, tuple)) else [outputs], note=note)
+    outputs are conformed to `outputs`, one schema per returned table; `note(*tables)` is logged;
+    `failed(*tables)` says a result holds engine failures, so a rerun recomputes it instead of reusing it."""
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    return StageTask(fn, name=name, outputs=outputs, note=note, failed=failed)
 
 
 def rows(frame: pl.DataFrame) -> str:

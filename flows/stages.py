@@ -19,6 +19,11 @@ def _kept(frame: pl.DataFrame) -> str:
     return f"{int(frame['keep'].sum())} of {frame.height} kept"
 
 
+def _engine_failed(column: str):
+    """A result with a row whose `column` records an engine failure: recomputed on a rerun, not reused."""
+    return lambda frame, *_: bool(frame[column].cast(pl.String).str.starts_with("engine_error").any())
+
+
 # --- sampling (both recipes) ---
 decontaminate_task = stage_task(
     decontaminate.decontaminate_prompts, name="decontaminate", outputs=(t.PROMPTS, t.DECONTAMINATION),
@@ -27,6 +32,7 @@ decontaminate_task = stage_task(
 generate_task = stage_task(
     generate.generate_chunk, name="generate", outputs=t.SAMPLES,
     note=lambda s: f"{s.height} samples, {int(s['num_tokens'].sum())} tokens",
+    failed=lambda s: bool(s["error"].is_not_null().any()),
 )
 concat_task = stage_task(generate.concat_samples, name="samples", outputs=t.SAMPLES, note=lambda s: f"{s.height} samples")
 verify_task = stage_task(
@@ -43,11 +49,13 @@ judge_pointwise_task = stage_task(
     judge.score_samples, name="judge-pointwise", outputs=t.JUDGED,
     note=lambda s: f"{int(s['judge_score'].is_not_null().sum())} samples scored, "
                    f"{int(s['judge_parse_failures'].fill_null(0).sum())} unparsable outputs",
+    failed=_engine_failed("judge_parse_error"),
 )
 pairs_task = stage_task(pairs.build_pairs, name="pairs", outputs=t.PAIR_CANDIDATES, note=_kept)
 judge_pairwise_task = stage_task(
     judge.judge_kept_pairs, name="judge-pairwise", outputs=t.PAIRWISE_VERDICTS,
     note=lambda v: f"{v.height} pairs, {int(v['swap_consistent'].sum() or 0)} swap-consistent",
+    failed=_engine_failed("judge_parse_error"),
 )
 filters_task = stage_task(filters.filter_pairs, name="filters", outputs=t.FILTERED_PAIRS, note=_kept)
 
@@ -55,6 +63,7 @@ filters_task = stage_task(filters.filter_pairs, name="filters", outputs=t.FILTER
 rise_task = stage_task(
     inject.inject, name="rise", outputs=t.RISE_EDITS,
     note=lambda e: "{kept} of {edits} edits kept; dropped {dropped}".format(**rise_stats(e)),
+    failed=_engine_failed("drop_reason"),
 )
 mix_rise_task = stage_task(rise_pairs.mix, name="mix-rise", outputs=t.FILTERED_PAIRS, note=_kept)
 
@@ -63,9 +72,13 @@ chains_task = stage_task(chains.build_chains, name="chains", outputs=t.CHAINS, n
 mc_label_task = stage_task(
     mc_label.label_mc, name="mc-label", outputs=t.STEP_LABELS,
     note=lambda s: f"{s.height} chains, {int(s['rollout_tokens'].sum() or 0)} rollout tokens",
+    failed=lambda s: bool(s["failed_steps"].fill_null(0).gt(0).any()),
 )
 omegaprm_task = stage_task(
     omegaprm.label_omegaprm, name="omegaprm", outputs=t.STEP_LABELS,
     note=lambda s: f"{s.height} chains, {int(s['rollout_tokens'].sum() or 0)} rollout tokens",
+    failed=_engine_failed("status"),
 )
-consensus_task = stage_task(consensus.consensus_filter, name="consensus", outputs=t.CONSENSUS, note=_kept)
+consensus_task = stage_task(
+    consensus.consensus_filter, name="consensus", outputs=t.CONSENSUS, note=_kept, failed=_engine_failed("judge_parse_error")
+)
