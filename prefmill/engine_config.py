@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import parse_qsl, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class EngineConfig(BaseModel):
@@ -27,3 +28,19 @@ class EngineConfig(BaseModel):
     """OpenAI engine: name of the environment variable holding the key (the key never enters a recipe)."""
     max_concurrency: int = Field(16, ge=1)
     """OpenAI engine: requests in flight at once."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_credentials(cls, value: str | None) -> str | None:
+        """A recipe is written to manifests and Prefect's database: a URL must not carry a secret."""
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        secret = {"key", "api_key", "apikey", "token", "access_token", "password", "secret"}
+        if parts.username or parts.password or any(k.lower() in secret for k, _ in parse_qsl(parts.query)):
+            raise ValueError(
+                "must not hold credentials (user:password@ or a key/token in the query): recipes are written "
+                "to manifests and Prefect's database; put the key in the environment variable named by "
+                "engine.api_key_env"
+            )
+        return value

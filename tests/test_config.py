@@ -184,3 +184,14 @@ class TestConfigHash:
         assert config_hash(GenerateConfig()) == config_hash(GenerateConfig())
         assert config_hash(GenerateConfig(n=5)) != config_hash(GenerateConfig())
         assert len(config_hash(GenerateConfig())) == 16
+
+
+@pytest.mark.parametrize("url", ["http://user:hunter2@127.0.0.1:8000/v1", "http://127.0.0.1/v1?api_key=hunter2",
+                                 "https://h.example/v1?token=hunter2"])
+def test_a_secret_in_engine_base_url_is_refused_without_echoing_it(url):
+    for section in ({"engine": {"kind": "openai", "base_url": url}}, {"judge": {"engine": {"kind": "openai", "base_url": url}}}):
+        with pytest.raises(ConfigError, match="must not hold credentials") as info:
+            validate_config({"dataset": "x", "source": {"path": "p.jsonl"}} | section)
+        assert "hunter2" not in str(info.value)
+    assert validate_config({"dataset": "x", "source": {"path": "p.jsonl"},
+                            "engine": {"kind": "openai", "base_url": "http://127.0.0.1:8000/v1?model=a"}})
