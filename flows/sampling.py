@@ -10,6 +10,7 @@ from prefmill import progress
 from prefmill.config import EngineConfig, RunConfig
 from prefmill.engines import engine_for
 from prefmill.engines.cached import CachingEngine, RolloutCache
+from prefmill.flows.gpu import GpuSlot
 from prefmill.flows.publish import load_eval_questions_task, load_prompts_task
 from prefmill.flows.stages import concat_task, decontaminate_task, generate_task, verify_task
 from prefmill.refs import TableRef
@@ -30,7 +31,7 @@ class Sampled:
 
 def engine_or_policy(cfg: EngineConfig | None, policy: CachingEngine) -> CachingEngine:
     """The engine a stage names (`judge.engine`, `rise.engine`) behind the same rollout cache; null: the policy's."""
-    return policy if cfg is None else CachingEngine(engine_for(cfg), policy.cache)
+    return policy if cfg is None else CachingEngine(GpuSlot(engine_for(cfg)), policy.cache)
 
 
 def sample_and_verify(cfg: RunConfig, store: str) -> Sampled:
@@ -44,7 +45,7 @@ def sample_and_verify(cfg: RunConfig, store: str) -> Sampled:
 
     frame = prompts.read()
     policy = engine_for(cfg.engine, references=dict(zip(frame["question"], frame["reference"])))
-    engine = CachingEngine(policy, RolloutCache(root / ".cache" / "rollouts"))
+    engine = CachingEngine(GpuSlot(policy), RolloutCache(root / ".cache" / "rollouts"))
 
     size = cfg.generate.chunk_size
     chunks = []

@@ -225,6 +225,23 @@ def verify_file(
     console.print(f"{counts['correct']} of {counts['rows']} correct -> {out}", highlight=False)
 
 
+@app.command()
+def deploy(
+    file: Annotated[Path, typer.Option(help="Prefect project file with the deployments.")] = Path("deployments/prefect.yaml"),
+    project: Annotated[Path, typer.Option(help="Folder the flows run in (entrypoints and recipes are relative to it).")] = Path("."),
+) -> None:
+    """Create the deployments (schedules, work pool, one-at-a-time GPU limit) on the server in PREFECT_API_URL."""
+    from prefmill.flows.deploy import apply
+
+    try:
+        names = apply(file, project=project)
+    except PrefmillError as exc:
+        _fail(exc)
+    for name in names:
+        console.print(f"deployed {name}", highlight=False)
+    console.print("start a worker: prefect worker start --pool <work pool>", highlight=False)
+
+
 @app.command("prepare-model")
 def prepare_model(force: Annotated[bool, typer.Option(help="Convert again even if cached.")] = False) -> None:
     """Convert the packaged default model (SmolLM2-135M-Instruct GGUF) to safetensors, once."""
