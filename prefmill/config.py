@@ -136,7 +136,24 @@ class ProcessConfig(_Strict):
     max_steps: int = Field(16, ge=1)
     """Chains with more steps are not labelled (counted as `too_many_steps`)."""
     budget: int = Field(64, ge=1)
-    """OmegaPRM: rollouts per question."""
+    """OmegaPRM: rollouts per question (the search stops there; unfinished chains get status `budget`)."""
+    width: int = Field(1, ge=1)
+    """OmegaPRM: candidates of a question searched at once; 1 is the paper's loop, where each Q + U
+    selection sees the searches before it (questions are batched together either way)."""
+    explore: bool = False
+    """OmegaPRM: also search the wrong rollouts met on the way (the paper's tree search), with the
+    budget the chains leave; they become extra rows with source `rollout`."""
+    early_stop: bool = False
+    """OmegaPRM: end a check at its first correct rollout; cheaper, but such a check publishes no
+    value (null, with its n), since a share cut at the first success is biased."""
+    alpha: float = Field(0.5, gt=0, le=1)
+    """OmegaPRM: Q's weight on a state's MC value, alpha^(1 - MC) (the paper's 0.5)."""
+    beta: float = Field(0.9, gt=0, le=1)
+    """OmegaPRM: Q's length penalty, beta^(len(rollout) / L) (the paper's 0.9)."""
+    L: int = Field(500, ge=1)
+    """OmegaPRM: Q's length scale in tokens (the paper's 500)."""
+    c_puct: float = Field(0.125, ge=0)
+    """OmegaPRM: weight of U, the bonus of rarely selected states (the paper's 0.125; 0: none)."""
     consensus: bool = False
     """Keep a chain's labels only where an LLM judge (the `judge` section) names the same first
     wrong step as the rollouts, or both say none (The Lessons of Developing PRMs)."""

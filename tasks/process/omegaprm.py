@@ -1,25 +1,38 @@
 """OmegaPRM step labels (Luo et al. 2024, "Improve Mathematical Reasoning in Language Models by Automated
-Process Supervision"): per question a tree of states (step prefixes) with MC values, and a binary search
-for the first step whose prefix has MC 0 after a prefix with MC > 0.
+Process Supervision"): per question a tree of states (step prefixes) with MC values, a pool of
+(state, rollout) candidates, and the paper's loop: select the max Q + U candidate, binary-search its
+rollout for the first step whose prefix has MC 0, add what the search learnt to the tree, repeat
+within a rollout budget (`tasks.process.omegaprm_tree`).
 
-- Tree: a node is a step prefix (keyed by its text, `tasks.mc_label.step_prefix`) with N rollouts and the
-  number that verify correct (`prefmill.answers.judge`); MC = correct / N. A rollout from prefix s that goes
-  on through longer prefixes s' also counts for them (`share_rollouts`): its continuation after s' is a
-  sample from s', as the paper's tree adds rollouts as nodes. The chains themselves are rollouts from
-  the root (the bare question), so the root has MC > 0 when a chain of the question is correct.
-- Candidates (state, rollout): every chain whose final answer is wrong (state = root); with `explore`,
-  also the wrong rollouts met on the way (state = their prefix, searched with the budget the chains
-  leave). Selection takes the max Q + U, Q(s, r) = alpha^(1 - MC(s)) * beta^(len(r) / L),
-  U(s) = c_puct * sqrt(sum N) / (1 + N(s)), `width` candidates at a time.
-- Check: a prefix is sampled until one rollout is correct (MC > 0) or k rollouts all fail (MC = 0); with
-  `early_stop` in doubling batches (2, 2, 4), since the search only asks "MC > 0?".
-- A chain whose final answer verifies is labelled all True with no rollout (the paper only searches
-  wrong rollouts); when no chain is correct the root is checked first, and a root with MC 0 makes the
-  question `unsolved` (the paper drops such questions).
+- State: a step prefix (`mc_label.step_prefix`; the root is the bare question). Its MC value is the
+  share of k fresh rollouts from it that verify correct (`prefmill.answers.judge`), drawn from the
+  prefix's own seeded stream, so MC and OmegaPRM share rollouts through the cache.
+- Candidates: every input chain whose final answer is wrong (state = root); with `explore`, also every
+  wrong rollout of a state with MC > 0 (the paper's 0 < MC(s) < 1), state = its prefix.
+  Q(s, r) = alpha^(1 - MC(s)) * beta^(len(r) / L), U(s) = c_puct * sqrt(sum N) / (1 + N(s)), N = visits.
+- Check: k rollouts at once; with `early_stop` in doubling batches, ending at the first correct one.
+- Evidence: a verified-correct solution (an input chain, a rollout) is a witness for every prefix of
+  it: such a prefix is positive whatever its own rollouts said, so hard labels are monotone and a
+  first error is never put before a witnessed prefix (a candidate is searched again if a witness
+  turns up after it finished). When no chain of a question is right, the root is checked first; a
+  root with MC 0 makes the question `unsolved` (the paper drops such questions).
+
+Where this differs from the paper, and why:
+- The input chains are searched before explored rollouts (Q + U orders each group): the stage exists
+  to label its chains; the paper has no such chains, only the root's rollouts.
+- A correct chain is not searched (all True, as in the paper) and a searched rollout's own outcome is
+  never counted in any value: counting it would call a prefix wrong after k - 1 fresh failures.
+- A check cut short by `early_stop` publishes a null value with its n (`rollout_counts`): a share that
+  stops at the first success is no unbiased estimate. The paper always draws k (the default here).
+- Several candidates may be searched at once (`width`), to batch the engine; the paper takes one.
+- Output is rows, not the tree: one per input chain (source `chain`) and per searched rollout (source
+  `rollout`); a rollout's own state is valued in the row that checked it only, not once per wrong
+  rollout it produced, which would weight each state by its own outcome.
 
 Labels (TRL stepwise, bool for every step): as in Math-Shepherd / PRM800K stepwise sets the
 `completions` are cut after the first error, so `labels` is [True] * e + [False], or all True without
-an error. Every round, the checks of all pending questions go to the engine in one `generate` call.
+an error; `values`/`rollout_counts` as `tasks.process.omegaprm_values` says. Every round, the checks of
+all pending questions go to the engine in one `generate` call.
 """
 
 from __future__ import annotations
@@ -39,7 +52,8 @@ from prefmill.answers import reference_final_answer
 
 
 OUTPUT_SCHEMA = polars_schema(STEP_LABELS, columns=(
-    "chain_id", "prompt_id", "prompt", "completions", "labels", "values", "first_error_step",
+    "chain_id", "prompt_id", "prompt", "completions", "labels", "values", "rollout_counts", "rollouts_correct",
+    "first_error_step",
     "status",  # labelled | unsolved | budget | engine_error
     "source",  # chain (an input row) | rollout (found by `explore`)
     "method", "engine", "rollout_tokens", "rollouts",
@@ -130,7 +144,8 @@ def label_omegaprm(
     kill -9) loads the finished questions and searches only the rest. With `process.balance`, as many
     chains with an error as without are kept."""
     search = OmegaConfig(rollouts_per_check=cfg.rollouts, budget=cfg.budget, max_tokens=cfg.max_tokens,
-                         temperature=cfg.temperature, seed=cfg.seed)
+                         temperature=cfg.temperature, seed=cfg.seed, alpha=cfg.alpha, beta=cfg.beta, L=cfg.L,
+                         c_puct=cfg.c_puct, width=cfg.width, explore=cfg.explore, early_stop=cfg.early_stop)
     labelled = omega_label(
         chains.filter(pl.col("keep")), prompts.select("prompt_id", "reference"), engine=engine, cfg=search,
         verify_cfg=verify_cfg, done=checkpoints.load(), on_question_done=checkpoints.save,

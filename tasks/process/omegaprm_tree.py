@@ -1,6 +1,6 @@
 """One question's OmegaPRM search tree (tasks.process.omegaprm runs the search for all questions):
-states with rollout counts, (state, rollout) candidates, Q + U selection, and the binary search for the
-first step whose prefix has MC value 0."""
+states with fresh rollout counts, the (state, rollout) candidate pool, Q + U selection, and the binary
+search of a selected rollout for its first step whose prefix has MC value 0."""
 
 from __future__ import annotations
 
@@ -12,79 +12,9 @@ from prefmill.answers import judge
 from prefmill.config import VerifyConfig
 from prefmill.engines.base import GenRequest, GenResult, Sampling
 from prefmill.seeds import rollout_seed
-from prefmill.tasks.process.mc_label import step_prefix
+from prefmill.tasks.process.omegaprm_values import Node, OmegaConfig, chain_row, prefix_key
+from prefmill.tasks.process.step_labels import chain_verdict
 from prefmill.tasks.process.steps import steps_of
-
-METHOD = "omegaprm"
-
-@dataclass(frozen=True)
-class OmegaConfig:
-    """OmegaPRM search settings; alpha, beta, L and c_puct are the paper's values."""
-
-    rollouts_per_check: int = 8
-    """k: rollouts that must all fail before a prefix counts as MC = 0 (Math-Shepherd's N = 8); >= 1."""
-    budget: int = 200
-    """Most rollouts per question; chains not finished within it get status `budget`; >= 1."""
-    alpha: float = 0.5
-    """Q's weight on MC: alpha^(1 - MC(s)) prefers states likely to be right; in (0, 1]."""
-    beta: float = 0.9
-    """Q's weight on length: beta^(len(r) / L) prefers short rollouts; in (0, 1]."""
-    L: int = 500
-    """Length scale of Q in tokens (whitespace words for input chains); >= 1."""
-    c_puct: float = 0.125
-    """Exploration weight of U; >= 0, 0 turns exploration off."""
-    early_stop: bool = True
-    """Stop sampling a prefix at its first correct rollout; False: k rollouts per check in one batch."""
-    first_batch: int = 2
-    """With early_stop, rollouts in a prefix's first batch; later batches double up to k; >= 1."""
-    share_rollouts: bool = True
-    """A rollout counts for every prefix of it in the tree, not only where it started."""
-    explore: bool = False
-    """Also search the wrong rollouts met on the way (extra rows, source `rollout`), within the budget."""
-    split: float = 0.5
-    """Where between the last MC > 0 prefix (lo) and the first MC = 0 one (hi) to check next, as a share of
-    hi - lo; 0.5 is the paper's binary search, smaller leans to the cheap side (a check that finds MC > 0
-    stops at its first correct rollout, one that finds MC = 0 costs all k); in (0, 1)."""
-    width: int = 4
-    """Candidates of one question searched at once (one check each per round); >= 1."""
-    max_tokens: int = 512
-    temperature: float = 0.8
-    top_p: float = 1.0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name, low in (("rollouts_per_check", 1), ("budget", 1), ("L", 1), ("first_batch", 1), ("width", 1),
-                          ("max_tokens", 1)):
-            if getattr(self, name) < low:
-                raise ValueError(f"OmegaConfig.{name} must be >= {low}; got {getattr(self, name)}")
-        for name in ("alpha", "beta"):
-            if not 0 < getattr(self, name) <= 1:
-                raise ValueError(f"OmegaConfig.{name} must be in (0, 1]; got {getattr(self, name)}")
-        if not 0 < self.split < 1:
-            raise ValueError(f"OmegaConfig.split must be in (0, 1); got {self.split}")
-        if self.c_puct < 0:
-            raise ValueError(f"OmegaConfig.c_puct must be >= 0; got {self.c_puct}")
-
-
-@dataclass
-class Node:
-    """A state: N rollouts through it, how many verified correct, how many were started from it."""
-
-    n: int = 0
-    correct: int = 0
-    started: int = 0
-    failed: bool = False
-    in_flight: bool = False
-
-    @property
-    def mc(self) -> float | None:
-        return self.correct / self.n if self.n else None
-
-    def positive(self) -> bool:
-        return self.correct > 0
-
-    def negative(self, k: int) -> bool:
-        return self.correct == 0 and self.n >= k
 
 
 @dataclass
@@ -96,15 +26,14 @@ class Candidate:
     start: int
     length: int
     source: str = "chain"
-    lo: int = 0
-    hi: int = 0
     status: str | None = None
     first_error: int | None = None
     rollouts: int = 0
     tokens: int = 0
+    correct: bool = False
 
     def key(self, j: int) -> str:
-        return step_prefix(self.steps, j)
+        return prefix_key(self.steps, j)
 
 
 def q_value(mc: float, length: int, cfg: OmegaConfig) -> float:
@@ -112,18 +41,18 @@ def q_value(mc: float, length: int, cfg: OmegaConfig) -> float:
     return cfg.alpha ** (1 - mc) * cfg.beta ** (length / cfg.L)
 
 
-def u_value(n_state: int, n_total: int, cfg: OmegaConfig) -> float:
+def u_value(visits: int, total: int, cfg: OmegaConfig) -> float:
     """U(s) = c_puct * sqrt(sum over the tree of N) / (1 + N(s))."""
-    return cfg.c_puct * math.sqrt(n_total) / (1 + n_state)
+    return cfg.c_puct * math.sqrt(total) / (1 + visits)
 
 
 def select(candidates: Sequence[Candidate], nodes: dict[str, Node], cfg: OmegaConfig) -> int:
     """Index of the candidate with the largest Q + U (the first on ties)."""
-    total = sum(node.n for node in nodes.values())
+    total = sum(node.visits for node in nodes.values())
 
     def score(c: Candidate) -> float:
         state = nodes.get(c.key(c.start), Node())
-        return q_value(state.mc or 0.0, c.length, cfg) + u_value(state.n, total, cfg)
+        return q_value(state.mc, c.length, cfg) + u_value(state.visits, total, cfg)
 
     return max(range(len(candidates)), key=lambda i: (score(candidates[i]), -i))
 
@@ -138,15 +67,18 @@ class QuestionTree:
         self.nodes: dict[str, Node] = {}
         self.rollouts = self.tokens = self._seq = 0
         self.inputs: list[Candidate] = []
-        self.pool: list[Candidate] = []
-        self.explored: list[Candidate] = []
+        self.pool: list[Candidate] = []  # input chains, searched first: they are what the stage labels
+        self.explored: list[Candidate] = []  # wrong rollouts of positive states (with `explore`)
+        self.searched: list[Candidate] = []  # explored candidates selected, in order
         self.active: list[Candidate] = []
+        self._seen: set[tuple[int, str]] = set()
         self._pending: dict[str, tuple[Candidate, int]] = {}
         for chain_id, steps in chains:
             c = Candidate(chain_id, list(steps), 0, len(" ".join(steps).split()))
-            ok = self._record(list(steps), 0, self._judge(step_prefix(steps, len(steps)) if steps else ""))
-            c.lo, c.hi = (len(steps), len(steps)) if ok else (0, len(steps))
-            if ok or not steps:  # right final answer, or nothing to search
+            c.correct = chain_verdict(c.steps, reference, verify_cfg)
+            if c.correct:  # a witness of each of its prefixes
+                self._witness(c.steps, len(c.steps))
+            if c.correct or not steps:
                 c.status = "labelled"
             self.inputs.append(c)
             if c.status is None:
@@ -162,64 +94,93 @@ class QuestionTree:
     def _judge(self, text: str, truncated: bool = False) -> bool:
         return judge(text, self.reference, truncated=truncated, timeout_seconds=self.verify_cfg.timeout_seconds)[1]
 
-    def _record(self, steps: list[str], j: int, ok: bool) -> bool:
-        """Count one rollout of `steps` that started at prefix j (and, shared, at its longer prefixes)."""
-        last = len(steps) if self.cfg.share_rollouts else j
-        for i in range(j, last + 1):
-            node = self.node(step_prefix(steps, i))
-            node.n += 1
-            node.correct += ok
-        return ok
+    def _witness(self, steps: Sequence[str], last: int) -> None:
+        for j in range(last + 1):
+            self.node(prefix_key(steps, j)).witness = True
+
+    def _positive(self, c: Candidate, j: int) -> bool:
+        node = self.nodes.get(c.key(j))
+        return node is not None and node.positive()
 
     def _advance(self, c: Candidate) -> int | None:
-        """The prefix length c needs checked next; None when c is finished (c.status set)."""
-        k, root = self.cfg.rollouts_per_check, self.node(c.key(c.start))
-        if not root.positive():
-            if root.failed or root.negative(k):
-                c.status = "engine_error" if root.failed else "unsolved"
+        """The prefix length c needs checked next, from the tree's evidence as it is now; None when c
+        is finished (c.status set) or waits for a check in flight."""
+        k, size = self.cfg.rollouts_per_check, len(c.steps)
+        state = self.node(c.key(c.start))  # an input chain's is the root; an explored one's is positive
+        if not state.positive():
+            if state.failed or state.negative(k):
+                c.status = "engine_error" if state.failed else "unsolved"
                 return None
-            return c.start
-        c.lo = max([c.lo] + [j for j in range(c.lo + 1, c.hi) if self.node(c.key(j)).positive()])
-        c.hi = min([c.hi] + [j for j in range(c.lo + 1, c.hi) if self.node(c.key(j)).negative(k)])
-        if c.hi - c.lo <= 1:
-            c.status, c.first_error = "labelled", c.hi - 1
+            return None if state.in_flight else c.start
+        # a positive prefix overrules MC = 0 at shorter ones (its right continuation passes through them)
+        lo = max(j for j in range(c.start, size + 1) if j == c.start or self._positive(c, j))
+        if lo == size:  # the whole rollout is witnessed: nothing wrong in it
+            c.status, c.first_error = "labelled", None
             return None
-        mid = c.lo + min(max(int((c.hi - c.lo) * self.cfg.split), 1), c.hi - c.lo - 1)
-        if self.node(c.key(mid)).failed:
+        hi = next((j for j in range(lo + 1, size) if (n := self.nodes.get(c.key(j))) and n.negative(k)), size)
+        if hi - lo <= 1:
+            c.status, c.first_error = "labelled", hi - 1
+            return None
+        mid = lo + min(max(int((hi - lo) * self.cfg.split), 1), hi - lo - 1)
+        node = self.node(c.key(mid))
+        if node.failed:
             c.status = "engine_error"
             return None
-        return mid
+        return None if node.in_flight else mid
 
     def _batch(self, node: Node) -> int:
         need = max(self.cfg.rollouts_per_check - node.n, 1)
         return min(need, max(self.cfg.first_batch, node.started)) if self.cfg.early_stop else need
 
+    def _fill(self) -> None:
+        """Select candidates (max Q + U) until `width` are active; explored ones only while a check fits."""
+        for node in self.nodes.values():  # wrong rollouts of states now known positive join the pool
+            if node.wrong and node.positive():
+                self.explored += node.wrong
+                node.wrong = []
+        k = self.cfg.rollouts_per_check
+        smallest = min(self.cfg.first_batch, k) if self.cfg.early_stop else k
+        while len(self.active) < self.cfg.width:
+            pool = self.pool or (self.explored if self.rollouts + smallest <= self.cfg.budget else [])
+            if not pool:
+                return
+            c = pool.pop(select(pool, self.nodes, self.cfg))
+            self.node(c.key(c.start)).visits += 1
+            self.active.append(c)
+            if c.source == "rollout":
+                self.searched.append(c)
+
+    def _reopen(self) -> None:
+        """A finished candidate whose first wrong prefix has since been witnessed is searched again."""
+        for c in self.inputs + self.searched:
+            if c.status == "labelled" and c.first_error is not None and self._positive(c, c.first_error + 1):
+                c.status = c.first_error = None
+                if c not in self.active:
+                    self.active.append(c)
+
     def plan(self) -> list[GenRequest]:
         """This round's prefix checks: at most one per active candidate, never two for one prefix."""
         requests: list[GenRequest] = []
+        self._reopen()
         while True:
-            while len(self.active) < self.cfg.width and (self.pool or (self.cfg.explore and self.explored)):
-                pool = self.pool or self.explored
-                self.active.append(pool.pop(select(pool, self.nodes, self.cfg)))
+            self._fill()
             progressed = False
             for c in list(self.active):
                 j = self._advance(c)
-                if j is not None and not self.node(c.key(j)).in_flight:
-                    node, n = self.node(c.key(j)), self._batch(self.node(c.key(j)))
+                if j is not None:
+                    node = self.node(c.key(j))
+                    n = self._batch(node)
                     if self.rollouts + n > self.cfg.budget:
                         c.status = "budget"
                     else:
                         requests.append(self._request(c, j, n, first=node.started))
+                        node.fixed = node.fixed or (node.started == 0 and n >= self.cfg.rollouts_per_check)
                         node.in_flight, node.started = True, node.started + n
                         self.rollouts, c.rollouts = self.rollouts + n, c.rollouts + n
                 if c.status is not None:
                     self.active.remove(c)
                     progressed = True
             if requests or not progressed:
-                if not requests and not self._pending:  # nothing left to ask: the rest ran out of budget
-                    for c in self.pool + self.active:
-                        c.status = c.status or "budget"
-                    self.pool, self.active = [], []
                 return requests
 
     def _request(self, c: Candidate, j: int, n: int, *, first: int) -> GenRequest:
@@ -227,8 +188,8 @@ class QuestionTree:
         self._seq += 1
         request_id = f"{self.prompt_id}|{self._seq}"
         self._pending[request_id] = (c, j)
-        partial = step_prefix(c.steps, j) if j else ""
-        turn = (*({"role": m["role"], "content": m["content"]} for m in self.prompt), {"role": "assistant", "content": partial})
+        turn = (*({"role": m["role"], "content": m["content"]} for m in self.prompt),
+                {"role": "assistant", "content": c.key(j)})
         return GenRequest(
             request_id=request_id,
             messages=turn,
@@ -249,8 +210,7 @@ class QuestionTree:
             if result.error is not None:
                 node.failed = True
                 continue
-            prefix = c.steps[:j]
-            partial = step_prefix(prefix, j) if j else ""
+            partial = c.key(j)
             for completion in result.completions:
                 c.tokens += completion.num_tokens
                 self.tokens += completion.num_tokens
@@ -258,33 +218,27 @@ class QuestionTree:
                     continue
                 text = partial + completion.text
                 ok = self._judge(text, truncated=completion.finish_reason == "length")
+                node.n, node.correct = node.n + 1, node.correct + ok
                 steps = steps_of(text)
-                if steps[:j] != prefix:  # the continuation merged into the last step: count it here only
-                    node.n, node.correct = node.n + 1, node.correct + ok
-                    continue
-                self._record(steps, j, ok)
-                if self.cfg.explore and not ok and len(steps) > j:
-                    self.explored.append(Candidate(f"{self.prompt_id}|omega|{len(self.explored)}", steps, j,
-                                                   completion.num_tokens, "rollout", lo=j, hi=len(steps)))
+                through = steps[:j] == c.steps[:j]  # else the continuation merged into the last step
+                if ok and through and self.cfg.share_rollouts:  # a right solution: a witness of all its prefixes
+                    self._witness(steps, len(steps))
+                elif ok:
+                    self._witness(c.steps, j)
+                elif self.cfg.explore and through and len(steps) > j and (j, text) not in self._seen:
+                    self._seen.add((j, text))
+                    node.wrong.append(Candidate(f"{self.prompt_id}|omega|{len(self._seen) - 1}", steps, j,
+                                                completion.num_tokens, "rollout"))
 
     def rows(self, engine: str) -> list[dict]:
         """Output rows: the input chains in order, then the explored rollouts that were searched."""
-        out = []
-        for c in self.inputs + [c for c in self.explored if c.status is not None]:
-            labelled = c.status == "labelled"
-            e = c.first_error if labelled else None
-            cut = c.steps if e is None else c.steps[: e + 1]
-            out.append({
-                "chain_id": c.chain_id, "prompt_id": self.prompt_id, "prompt": self.prompt, "completions": cut,
-                "labels": ([True] * len(cut) if e is None else [True] * e + [False]) if labelled else None,
-                "values": [self.nodes[k].mc if (k := c.key(j + 1)) in self.nodes else None for j in range(len(cut))],
-                "first_error_step": e, "status": c.status, "source": c.source, "method": METHOD, "engine": engine,
-                "rollout_tokens": c.tokens, "rollouts": c.rollouts,
-            })
-        return out
+        k = self.cfg.rollouts_per_check
+        searched = [c for c in self.searched if c.status == "labelled" or c.rollouts]
+        return [chain_row(c, self.prompt_id, self.prompt, self.nodes, k=k, engine=engine) for c in self.inputs + searched]
 
     def result(self, engine: str) -> dict:
-        """The JSON-serialisable checkpoint of a finished question: its rows and its tree."""
+        """The JSON-serialisable checkpoint of a finished question: its rows and its tree's fresh counts."""
         return {"prompt_id": self.prompt_id, "rows": self.rows(engine),
                 "rollouts": self.rollouts, "rollout_tokens": self.tokens,
                 "nodes": [[key, node.n, node.correct] for key, node in self.nodes.items() if node.n]}
+

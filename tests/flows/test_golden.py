@@ -57,7 +57,7 @@ GOLDEN = {
     "preference-rise": "0bf0e7e43baf6b1a",
     "preference-ranked": "da2d51014ee3dbf5",
     "process-mc-consensus": "f078fe6c70bbcab8",  # MC: monotone labels, witnesses, no rollout of a complete solution; step pairs from correct prefixes
-    "process-omegaprm": "2b7f2816067b5692",
+    "process-omegaprm": "9387b5d9676e7893",  # OmegaPRM: Q+U tree search, unbiased values from fresh rollouts
 }
 
 

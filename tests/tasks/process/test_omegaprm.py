@@ -61,8 +61,9 @@ class TestSelection:
         a, b = Candidate("a", ["x", "y"], 1, length=100), Candidate("b", ["u", "v"], 1, length=100)
         nodes = {step_prefix(["x"], 1): Node(n=4, correct=1), step_prefix(["u"], 1): Node(n=4, correct=3)}
         assert select([a, b], nodes, self.CFG) == 1  # same U, higher MC
-        nodes = {step_prefix(["x"], 1): Node(n=1, correct=0), step_prefix(["u"], 1): Node(n=600, correct=450)}
-        total = 601  # b has the higher MC but was visited a lot: its U shrinks, a's grows
+        nodes = {step_prefix(["x"], 1): Node(n=8, correct=0, visits=1),
+                 step_prefix(["u"], 1): Node(n=8, correct=6, visits=600)}
+        total = 601  # b has the higher MC but was selected a lot (N = visits): its U shrinks, a's grows
         score_a = q_value(0.0, 100, self.CFG) + u_value(1, total, self.CFG)
         score_b = q_value(0.75, 100, self.CFG) + u_value(600, total, self.CFG)
         assert score_a > score_b and select([a, b], nodes, self.CFG) == 0
