@@ -222,6 +222,9 @@ def main() -> None:
         outputs[f"mc@{k}"] = mc_label(chains, references, engine=meter, rollouts=k, seed=args.seed, verify_cfg=verify,
                                       **SAMPLING)
         record(f"mc@{k}", outputs[f"mc@{k}"], meter)
+    meter = engine()  # MC@8 without the witness rule (process.witness: false): ProcessBench's view of lucky chains
+    record("mc@8-nowitness", mc_label(chains, references, engine=meter, rollouts=8, seed=args.seed, verify_cfg=verify,
+                                      witness=False, **SAMPLING), meter)
     omega_cfgs = {b: OmegaConfig(rollouts_per_check=8, budget=b, seed=args.seed, **SAMPLING) for b in BUDGETS}
     for b, omega_cfg in omega_cfgs.items():
         meter = engine()

@@ -7,10 +7,9 @@ final answer is verified against the reference with math-verify (`prefmill.answe
 - soft label (Math-Shepherd SE) `values[k]` = share of the step's k fresh rollouts that verify
   correct, published with its n (`rollout_counts`);
 - hard label (Math-Shepherd HE) `labels[k]` = at least one rollout correct, then the rules of
-  `tasks.process.step_labels`: monotone (a correct rollout from a later prefix witnesses every earlier
-  one) and all True for a chain whose own final answer verifies. Math-Shepherd takes HE per step
-  as it comes; we differ because a False before a True is a sampling miss the rollouts themselves
-  disprove, and a training label a PRM should not learn;
+  `tasks.process.step_labels`: monotone (False from the first False on, where Math-Shepherd takes HE
+  per step as it comes and may go False then True, a label no PRM should learn) and, with
+  `witness`, all True for a chain whose own final answer verifies;
 - the complete solution (the last prefix, when it states its final answer) is not rolled out: its
   label and value are the chain's own verdict (1 or 0, n = 0), since a rollout could only append text
   after `#### x`;
@@ -138,6 +137,7 @@ def mc_label(
     seed: int,
     verify_cfg: VerifyConfig,
     top_p: float = 1.0,
+    witness: bool = True,
 ) -> pl.DataFrame:
     """Math-Shepherd step labels for every chain, from one `engine.generate` call.
 
@@ -194,7 +194,7 @@ def mc_label(
             corrects.append(correct)
             values.append(correct / judged if judged else None)
             labels.append(correct > 0 if judged else None)
-        labels = monotone_labels(labels, chain_correct=correct_chain)
+        labels = monotone_labels(labels, chain_correct=witness and correct_chain)
         rows.append(
             {
                 "chain_id": chain["chain_id"],
@@ -222,5 +222,5 @@ def label_mc(
     return mc_label(
         chains.filter(pl.col("keep")), prompts.select("prompt_id", "reference"), engine=engine,
         rollouts=cfg.rollouts, max_tokens=cfg.max_tokens, temperature=cfg.temperature, seed=cfg.seed,
-        verify_cfg=verify_cfg,
+        verify_cfg=verify_cfg, witness=cfg.witness,
     )

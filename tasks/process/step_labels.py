@@ -1,8 +1,11 @@
 """Rules every step labeller follows (MC, OmegaPRM), from what a rollout proves.
 
-- A correct rollout from prefix j is also a correct continuation of every shorter prefix (the steps
-  between them, then the rollout), so a True hard label at j makes every earlier label True: hard
-  labels are monotone, never False then True.
+- Hard labels are monotone: after the first False every label is False (a solution is wrong from its
+  first wrong step on, PRM800K's and Math-Shepherd's convention). A True after a False is not taken as
+  proof that the False was a sampling miss: with k rollouts a correct prefix is missed with probability
+  (1 - p)^k, while a wrong prefix reaches the right answer by luck far more often (the main noise of MC
+  labels, The Lessons of Developing PRMs); propagating such a True backwards measured worse first-error
+  F1 on the ground-truth simulator (bench/labels.py).
 - A chain whose own final answer verifies is a correct continuation of each of its prefixes: a
   witness, so all its labels are True and it has no first error, whatever its rollouts did.
 - A prefix that already states the final answer is the complete solution: there is nothing to roll
@@ -30,15 +33,14 @@ def chain_verdict(steps: Sequence[str], reference: str | None, cfg: VerifyConfig
 
 
 def monotone_labels(labels: Sequence[bool | None], *, chain_correct: bool) -> list[bool | None]:
-    """Hard labels with what later evidence proves: every label before a True one is True; all True
-    for a verified-correct chain. Unknown (null) labels stay null unless a later True witnesses them."""
+    """Hard labels as published: every label after the first False is False; all True for a
+    verified-correct chain. Unknown (null) labels before the first False stay null."""
     if chain_correct:
         return [True] * len(labels)
-    out, witnessed = list(labels), False
-    for i in reversed(range(len(out))):
-        witnessed = witnessed or out[i] is True
-        if witnessed:
-            out[i] = True
+    out, wrong = [], False
+    for label in labels:
+        out.append(False if wrong else label)
+        wrong = wrong or label is False
     return out
 
 

@@ -124,7 +124,7 @@ class TestMcLabel:
 
         assert out.select("chain_id", "labels", "values", "rollout_counts", "failed_steps", "first_error_step").rows() == [
             ("c1", [True, None, False], [1.0, None, 0.0], [1, 0, 1], 1, None),  # unknown before the first False
-            ("c2", [False, None], [0.0, None], [1, 0], 1, 0),
+            ("c2", [False, False], [0.0, None], [1, 0], 1, 0),  # after the first False every label is False
         ]
 
     def test_chain_without_steps_gets_empty_lists(self):

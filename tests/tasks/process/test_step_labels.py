@@ -31,15 +31,18 @@ class TestRules:
         out = monotone_labels(labels, chain_correct=correct)
         assert len(out) == len(labels)
         assert not any(a is False and b is True for i, a in enumerate(out) for b in out[i + 1 :])  # never False then True
-        assert all(o is True for o, given_ in zip(out, labels) if given_ is True)  # evidence is never lost
+        first_false = next((i for i, x in enumerate(labels) if x is False), len(labels))
+        if not correct:
+            assert out[:first_false] == labels[:first_false]  # up to the first False, as measured
         if correct:
             assert out == [True] * len(labels) and first_error(out) is None
         e = first_error(out)
         if e is not None:
             assert out[e] is False and all(x is True for x in out[:e])
 
-    def test_a_later_success_witnesses_earlier_prefixes(self):
-        assert monotone_labels([False, None, True, False], chain_correct=False) == [True, True, True, False]
+    def test_after_the_first_false_every_label_is_false(self):
+        assert monotone_labels([True, None, False, True], chain_correct=False) == [True, None, False, False]
+        assert monotone_labels([True, False, True], chain_correct=True) == [True, True, True]
 
     def test_complete_means_an_explicit_final_answer(self):
         assert is_complete(["a = 2", "so 4\n#### 4"]) and is_complete(["The answer is 4."])
