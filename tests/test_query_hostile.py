@@ -25,7 +25,7 @@ def _digest(path: Path) -> str:
     ("sql", "message"),
     [
         ("copy (select 1 as x) to '{store}/" + PAIRS_FILE + "' (format parquet)", "only SELECT"),
-        ("copy (select 1 as x) to '/tmp/prefmill-hostile.parquet' (format parquet)", "only SELECT"),
+        ("copy (select 1 as x) to '{outside}' (format parquet)", "only SELECT"),
         ("attach '{store}/x.db' as x", "only SELECT"),
         ("create table t as select 1", "only SELECT"),
         ("install httpfs", "only SELECT"),
@@ -37,12 +37,13 @@ def _digest(path: Path) -> str:
         ("select * from glob('/etc/*')", "Permission"),
     ],
 )
-def test_writing_or_escaping_sql_is_refused_and_changes_nothing(root, sql, message):  # noqa: F811
+def test_writing_or_escaping_sql_is_refused_and_changes_nothing(root, sql, message, tmp_path_factory):  # noqa: F811
+    outside = tmp_path_factory.mktemp("outside") / "hostile.parquet"
     before = {p: _digest(p) for p in root.rglob("*") if p.is_file()}
     with pytest.raises(StoreError, match=message):
-        run_query(root, sql.format(store=root))
+        run_query(root, sql.format(store=root, outside=outside))
     after = {p: _digest(p) for p in root.rglob("*") if p.is_file()}
-    assert after == before and not Path("/tmp/prefmill-hostile.parquet").exists()
+    assert after == before and not outside.exists()
 
 
 def test_reading_the_store_directly_still_works(root):  # noqa: F811
