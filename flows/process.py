@@ -13,7 +13,7 @@ from prefmill.config import RunConfig, validate_config
 from prefmill.flows.artifacts import process_artifacts
 from prefmill.flows.publish import publish_task
 from prefmill.flows.sampling import engine_or_policy, sample_and_verify
-from prefmill.flows.stages import chains_task, consensus_task, mc_label_task, omegaprm_task
+from prefmill.flows.stages import balance_task, chains_task, consensus_task, mc_label_task, omegaprm_task
 from prefmill.tasks.process.version import process_version
 
 
@@ -27,11 +27,14 @@ def process(config: dict[str, Any], store: str = "store") -> dict[str, Any]:
     label = omegaprm_task if cfg.process.method == "omegaprm" else mc_label_task
     labelled = label(chains, prompts, cfg=cfg.process, verify_cfg=cfg.verify, engine=engine, work=work)
     if cfg.process.consensus:
-        labelled = consensus_task(labelled, cfg=cfg.judge, engine=engine_or_policy(cfg.judge.engine, engine), work=work)
+        judge = engine_or_policy(cfg.judge.engine, engine)
+        labelled = consensus_task(labelled, chains, cfg=cfg.judge, engine=judge, work=work)
+    if cfg.process.balance:  # last, so the published labels stay balanced
+        labelled = balance_task(labelled, seed=cfg.process.seed, work=work)
 
     version = publish_task(
         process_version, {"samples": samples, "prompts": prompts, "chains": chains, "labelled": labelled},
-        options={"rollout_cache": sampled.cache_stats()}, store=str(sampled.root), dataset=cfg.dataset, config=cfg,
+        options={"rollout_cache": sampled.cache_stats(), "consensus": cfg.process.consensus}, store=str(sampled.root), dataset=cfg.dataset, config=cfg,
         engine=engine.fingerprint,
     )
     process_artifacts(cfg, prompts.rows, version)

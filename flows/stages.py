@@ -7,8 +7,8 @@ import polars as pl
 
 from prefmill.flows.stage import stage_task
 from prefmill.schemas import tables as t
-from prefmill.tasks.preference import filters, judge, pairs
-from prefmill.tasks.process import chains, consensus, mc_label, omegaprm
+from prefmill.tasks.preference import cream, filters, judge, pairs
+from prefmill.tasks.process import balance, chains, consensus, mc_label, omegaprm
 from prefmill.tasks.rise import inject
 from prefmill.tasks.rise import pairs as rise_pairs
 from prefmill.tasks.sampling import consistency, decontaminate, generate, verify
@@ -57,6 +57,12 @@ judge_pairwise_task = stage_task(
     note=lambda v: f"{v.height} pairs, {int(v['swap_consistent'].sum() or 0)} swap-consistent",
     failed=_engine_failed("judge_parse_error"),
 )
+cream_judge_task = stage_task(  # CREAM: both iterations' judges score this iteration's responses (shared prompts)
+    cream.score_shared_responses, name="cream-judge", outputs=(t.POINTWISE_VERDICTS, t.POINTWISE_VERDICTS),
+    note=lambda now, before: f"{before.height} responses scored by the previous iteration's judge, "
+                             f"{int(before['judge_score'].is_not_null().sum())} parsed",
+    failed=lambda now, before: _engine_failed("judge_parse_error")(now) or _engine_failed("judge_parse_error")(before),
+)
 filters_task = stage_task(filters.filter_pairs, name="filters", outputs=t.FILTERED_PAIRS, note=_kept)
 
 # --- RISE ---
@@ -82,3 +88,4 @@ omegaprm_task = stage_task(
 consensus_task = stage_task(
     consensus.consensus_filter, name="consensus", outputs=t.CONSENSUS, note=_kept, failed=_engine_failed("judge_parse_error")
 )
+balance_task = stage_task(balance.balance, name="balance", outputs=t.CONSENSUS, note=_kept)

@@ -79,6 +79,22 @@ def read_manifest(root: Path, dataset: str, version: str | None = None) -> dict[
     return json.loads((root / dataset / name / MANIFEST).read_text())
 
 
+def previous_iteration(root: Path, dataset: str, engine: str) -> str | None:
+    """The latest version made by another model than `engine` (an engine fingerprint, as manifests
+    record it): the previous iteration of a self-improvement loop. Versions of the same model (reruns,
+    other settings) belong to the same iteration, so the previous folder is not enough."""
+    for name in reversed(version_names(root, dataset)):
+        if read_manifest(root, dataset, name).get("engine") != engine:
+            return name
+    return None
+
+
+def first_iteration(root: Path, dataset: str) -> str | None:
+    """The lineage's first version: what the initial model made (Temporal Self-Rewarding's anchor)."""
+    names = version_names(root, dataset)
+    return names[0] if names else None
+
+
 def _content_hash(files: dict[str, dict[str, Any]], config: Any) -> str:
     h = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
     for rel in sorted(files):

@@ -94,14 +94,27 @@ PAIRS = pa.schema(
         pa.field("judge_prefers", pa.string()),  # chosen | rejected | tie, when judged pairwise
         pa.field("judge_agreement", pa.float64()),  # share of judge verdicts preferring chosen
         pa.field("swap_consistent", pa.bool_()),
-        pa.field("cream_consistency", pa.float64()),  # Kendall tau with the parent version's ranking
-        pa.field("weight", pa.float64(), nullable=False),  # 1, or down-weighted by CREAM
+        # SCIR: does each reward signal say chosen is better? agree | disagree | missing (asked, no
+        # parsable verdict) | null (not available for this pair); the share of them that agree.
+        pa.field("scir_pointwise", pa.string()),
+        pa.field("scir_pairwise", pa.string()),
+        pa.field("scir_verifier", pa.string()),
+        pa.field("scir_agreement", pa.float64()),
+        # CREAM: consistency rate C = (tau + 1) / 2 of the previous iteration's judge and this one's
+        # rankings of this prompt's responses, and that Kendall tau (tau-b); null: not measured.
+        pa.field("cream_consistency", pa.float64()),
+        pa.field("cream_tau", pa.float64()),
+        pa.field("weight", pa.float64(), nullable=False),  # 1, or C under `filters.cream: weight`
+        pa.field("label_smoothing", pa.float64()),  # 1 - C under `cream: weight`, else 0 (the cDPO epsilon)
         # RISE pairs (strategy `rise`): the rejected side is the chosen one with one subtle error.
         pa.field("error_type", pa.string()),  # from the error catalogue, e.g. change_number
         pa.field("edited_step", pa.int32()),  # 0-based step of the chosen text that was edited
         pa.field("edit_span", SPAN),  # characters of the edit in the rejected text
         pa.field("edit_diff", EDIT_DIFF),  # word-level differences, as character spans in both texts
-        pa.field("changed_share", pa.float64()),  # share of the edited step's words that changed
+        pa.field("changed_share", pa.float64()),  # share of the edited step's words that changed (the step only)
+        # share of the words that changed between the published chosen and rejected texts: the whole
+        # solutions, so a rewritten continuation after the edited step counts here, not in changed_share
+        pa.field("sides_changed_share", pa.float64()),
     ]
 )
 
@@ -159,6 +172,33 @@ STEP_PAIRS = pa.schema(
     ]
 )
 
+# RISE step-level pairs (Step-DPO, as kaishxu/RISE): one row per kept RISE edit; the same correct steps
+# before it, then the original step (chosen) against the edited one (rejected); nothing after the step.
+# Convention (as STEP_PAIRS, tasks.process.step_pairs.merge_prefix): `prompt` is the question's messages
+# only, and each side is ONE assistant message "prefix + step", so TRL renders the step right after the
+# prefix, never after an end-of-turn token; the prefix tokens are the same on both sides and cancel in
+# DPO. For Step-DPO's split (prompt + prefix, then the step alone) cut each side at len(prefix).
+RISE_STEPS = pa.schema(
+    [
+        pa.field("pair_id", pa.string(), nullable=False),  # the edit's id: `rejected_sample_id` of its `pairs` row
+        pa.field("prompt_id", pa.string(), nullable=False),
+        pa.field("prompt", MESSAGES, nullable=False),
+        pa.field("prefix", pa.string(), nullable=False),  # the solution's text before the edited step ("" if first)
+        pa.field("chosen", MESSAGES, nullable=False),  # [assistant: prefix + original step]
+        pa.field("rejected", MESSAGES, nullable=False),  # [assistant: prefix + edited step]
+        pa.field("error_type", pa.string(), nullable=False),
+        pa.field("edited_step", pa.int32(), nullable=False),  # 0-based step of the chosen solution
+        # [start, end) in each side's message content (prefix included: subtract len(prefix) for offsets in
+        # the step): the changed words; outside them the two contents are the same characters
+        pa.field("edit_span_chosen", SPAN, nullable=False),
+        pa.field("edit_span_rejected", SPAN, nullable=False),
+        pa.field("changed_share", pa.float64(), nullable=False),  # words changed between the two contents, prefix included
+        pa.field("editor", pa.string(), nullable=False),  # llm | rules
+        pa.field("chosen_sample_id", pa.string()),  # null when the reference solution was edited
+        pa.field("source", pa.string(), nullable=False),  # sample | reference
+    ]
+)
+
 # --- Intermediate tables: what one stage hands the next (in `<store>/.cache/<dataset>/<stage>/`) ---
 
 def _f(name: str, type_: pa.DataType, nullable: bool = True) -> pa.Field:
@@ -185,7 +225,8 @@ POINTWISE_VERDICTS = pa.schema([
 JUDGED = pa.schema(list(VERIFIED) + _VOTE_COLUMNS + [f for f in POINTWISE_VERDICTS if f.name not in ("sample_id", "judge_engine")])
 
 _SIDE = [("text", pa.string()), ("sample_id", pa.string()), ("answer", pa.string()), ("logprob", pa.float64()),
-         ("score", pa.float64()), ("engine", pa.string()), ("version", pa.string())]
+         ("score", pa.float64()), ("engine", pa.string()), ("version", pa.string()),
+         ("correct", pa.bool_()), ("judge_score", pa.float64())]  # verifier verdict, pointwise judge 1-10 (SCIR)
 # Every candidate pair of a strategy, kept or dropped with its reason (tasks.preference.pairs).
 PAIR_CANDIDATES = pa.schema(
     [_f("prompt_id", pa.string(), False), _f("reference_answer", pa.string()), _f("keep", pa.bool_(), False),
@@ -193,7 +234,8 @@ PAIR_CANDIDATES = pa.schema(
     + [_f(f"chosen_{k}", t) for k, t in _SIDE] + [_f(f"rejected_{k}", t) for k, t in _SIDE]
     + [_f("margin", pa.float64()), _f("prompt", MESSAGES), _f("difficulty", pa.string()),
        _f("curriculum_rank", pa.int64()), _f("pair_id", pa.string()), _f("chosen", MESSAGES),
-       _f("rejected", MESSAGES), _f("strategy", pa.string()), _f("weight", pa.float64())]
+       _f("rejected", MESSAGES), _f("strategy", pa.string()), _f("weight", pa.float64()),
+       _f("label_smoothing", pa.float64())]
 )
 # Both orders of the pairwise judge for every kept candidate; sides are chosen | rejected | tie | null.
 PAIRWISE_VERDICTS = pa.schema([
@@ -208,6 +250,10 @@ FILTERED_PAIRS = pa.schema(
     list(PAIR_CANDIDATES)
     + [_f("judge_prefers", pa.string()), _f("judge_agreement", pa.float64()), _f("swap_consistent", pa.bool_()),
        _f("cream_consistency", pa.float64())]
+    + [f for f in PAIRS if f.name.startswith("scir_") or f.name == "cream_tau"]
+    # CREAM provenance: scored | undefined | not_shared | same_judge | no_previous_iteration (null: off),
+    # the version of the previous iteration and its judge's fingerprint
+    + [_f("cream_status", pa.string()), _f("cream_version", pa.string()), _f("cream_judge", pa.string())]
     + _RISE_PAIR_COLUMNS
 )
 # Every RISE edit of a correct solution, kept or dropped with its reason (tasks.rise.inject).
@@ -250,5 +296,6 @@ CONSENSUS = pa.schema(
 )
 
 # Configs of a dataset version: name -> schema of `data/<config>/<split>-*.parquet`.
-VERSION_CONFIGS = {"samples": SCORED, "pairs": PAIRS, "votes": VOTES, "steps": STEPS, "step_pairs": STEP_PAIRS}
+VERSION_CONFIGS = {"samples": SCORED, "pairs": PAIRS, "votes": VOTES, "steps": STEPS, "step_pairs": STEP_PAIRS,
+                   "rise_steps": RISE_STEPS}
 

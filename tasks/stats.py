@@ -6,6 +6,9 @@ from typing import Any
 
 import polars as pl
 
+from prefmill.tasks.preference.cream import NO_PREVIOUS_ITERATION, NOT_SHARED, SAME_JUDGE, SCORED
+from prefmill.tasks.preference.filters import CREAM_INCONSISTENT, SCIR_DISAGREEMENT, SCIR_NO_SIGNAL
+
 MARGIN_BINS = [round(0.1 * i, 1) for i in range(1, 10)]
 
 
@@ -59,7 +62,7 @@ def separability(pairs: pl.DataFrame) -> dict[str, Any]:
 
 def pair_stats(outcomes: pl.DataFrame) -> dict[str, Any]:
     kept = outcomes.filter(pl.col("keep"))
-    return {
+    stats = {
         "pairs": kept.height,
         "candidates": outcomes.height,
         "dropped": _counts(outcomes["drop_reason"]),
@@ -67,6 +70,50 @@ def pair_stats(outcomes: pl.DataFrame) -> dict[str, Any]:
         "strategy": _counts(kept["strategy"]),
         "difficulty": _counts(kept["difficulty"]) if "difficulty" in kept.columns else {},
         "separability": separability(kept),
+    }
+    if "scir_agreement" in outcomes.columns:
+        stats["scir"] = scir_stats(outcomes)
+    if "cream_status" in outcomes.columns and outcomes["cream_status"].drop_nulls().len():
+        stats["cream"] = cream_stats(outcomes)
+    return stats
+
+
+def scir_stats(outcomes: pl.DataFrame) -> dict[str, Any]:
+    """What each reward signal said of the candidates (agree | disagree | missing; absent: not available)."""
+    return {
+        "signals": {name: _counts(outcomes[f"scir_{name}"]) for name in ("pointwise", "pairwise", "verifier")},
+        "mean_agreement": _round(outcomes["scir_agreement"].mean()),
+        "dropped": {r: int((outcomes["drop_reason"] == r).sum()) for r in (SCIR_DISAGREEMENT, SCIR_NO_SIGNAL)},
+    }
+
+
+def cream_stats(outcomes: pl.DataFrame) -> dict[str, Any]:
+    """CREAM against the previous iteration: prompts by status, the drop rate among the pairs it
+    measured, the mean consistency rate, and the mean label smoothing (TRL's global `label_smoothing`)."""
+    rows = outcomes.filter(pl.col("cream_status").is_not_null())
+    prompts = rows.unique("prompt_id", keep="first", maintain_order=True)
+    scored = prompts.filter(pl.col("cream_status") == SCORED)
+    measured = rows.filter((pl.col("cream_status") == SCORED)
+                           & (pl.col("keep") | (pl.col("drop_reason") == CREAM_INCONSISTENT).fill_null(False)))
+    dropped = int((measured["drop_reason"] == CREAM_INCONSISTENT).sum())
+    status = _counts(prompts["cream_status"])
+    note = None
+    if set(status) == {NO_PREVIOUS_ITERATION}:
+        note = "no earlier version made by another model (engine fingerprint): CREAM did nothing"
+    elif set(status) <= {SAME_JUDGE, NOT_SHARED}:
+        note = "the previous iteration's judge is this run's judge (or no prompt is shared): CREAM did nothing"
+    version, judge = rows["cream_version"].drop_nulls(), rows["cream_judge"].drop_nulls()
+    return {
+        "previous_version": version[0] if version.len() else None,
+        "judge": judge[0] if judge.len() else None,
+        "prompts": status,
+        "pairs_scored": measured.height,
+        "dropped": dropped,
+        "drop_rate": _round(dropped / measured.height) if measured.height else None,
+        "mean_consistency": _round(scored["cream_consistency"].mean()),
+        "mean_tau": _round(scored["cream_tau"].mean()),
+        "mean_label_smoothing": _round(rows.filter(pl.col("keep"))["label_smoothing"].mean()),
+        "note": note,
     }
 
 

@@ -9,7 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prefmill.errors import SchemaError
-from prefmill.schemas.tables import MESSAGES, PAIRS, PROMPTS, SAMPLES, SCORED, STEP_PAIRS, STEPS, VERIFIED, VERSION_CONFIGS, VOTES
+from prefmill.schemas.tables import (
+    MESSAGES, PAIRS, PROMPTS, RISE_STEPS, SAMPLES, SCORED, STEP_PAIRS, STEPS, VERIFIED, VERSION_CONFIGS, VOTES,
+)
 from prefmill.schemas.validate import conform
 
 SMALL = pa.schema(
@@ -47,7 +49,8 @@ class TestTables:
 
     def test_version_configs(self):
         assert VERSION_CONFIGS == {
-            "samples": SCORED, "pairs": PAIRS, "votes": VOTES, "steps": STEPS, "step_pairs": STEP_PAIRS
+            "samples": SCORED, "pairs": PAIRS, "votes": VOTES, "steps": STEPS, "step_pairs": STEP_PAIRS,
+            "rise_steps": RISE_STEPS,
         }
         assert SCORED.names[: len(VERIFIED)] == VERIFIED.names
 

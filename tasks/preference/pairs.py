@@ -6,11 +6,25 @@ judge's rubric score when judging is on (`pairs.judge_weight`). Strategies:
 - `verified_vs_incorrect`: the correct sample the model was surest of vs the most confident
   incorrect one (a hard negative); the reference stands in when no sample is correct.
 - `best_worst`: highest vs lowest score (UltraFeedback / Self-Rewarding style).
-- `all_ranked`: every pair with enough margin, ordered easy to hard (Curry-DPO).
+- `all_ranked`: every (better, worse) pair with enough margin, widest first: more pairs than
+  Curry-DPO makes (a middle response is chosen against worse ones too).
+- `curry`: Curry-DPO (Pattnaik et al. 2024): the best response against each lower-ranked one,
+  R1>R4, R1>R3, R1>R2 for R1>R2>R3>R4, easy (wide margin) to hard. Differences from the paper: the
+  ranking is our score (verifier + judge), not GPT-4 ratings; a response tied with the best makes
+  no pair; and `curriculum_rank` is one order over all prompts by margin, where the paper trains
+  in rounds (the k-th easiest pair of every prompt, then the next, the reference model updated
+  between): `row_number() over (partition by prompt_id order by curriculum_rank)` gives a pair's
+  round, if a trainer wants them.
 - `spin`: reference solution vs the model's own sample (SPIN).
-- `anchored`: the best current sample vs the parent version's worst output (Temporal Self-Rewarding).
+- `anchored`: Temporal Self-Rewarding's Anchored Rejection (Wang et al. 2025): the best current
+  sample vs the worst output of the lineage's FIRST model (the flow passes the first version's
+  samples). Differences: the initial model's published samples on shared prompts stand in for
+  new generations of it, they keep the scores published with them (not re-judged by the current
+  judge), and Future-Guided Chosen (sampling chosen from the next model) is not done.
 
-Every prompt yields rows; those without a pair keep `keep=False` and a `drop_reason`.
+`pairs.curriculum` (on by default for `curry`) returns the rows sorted by `curriculum_rank`, so the
+published file is in training order. Every prompt yields rows; those without a pair keep
+`keep=False` and a `drop_reason`.
 """
 
 from __future__ import annotations
@@ -49,17 +63,19 @@ def sample_scores(samples: pl.DataFrame, *, cfg: PairsConfig) -> pl.DataFrame:
 
 
 def _side(row: dict[str, Any] | None, version: str | None) -> dict[str, Any]:
+    """A pair side; `correct` and `judge_score` are what SCIR (filters) compares."""
     if row is None:
         return {"text": None, "sample_id": None, "answer": None, "logprob": None, "score": None,
-                "engine": None, "version": None}
+                "engine": None, "version": None, "correct": None, "judge_score": None}
     return {"text": row["completion"], "sample_id": row["sample_id"], "answer": row["extracted"],
-            "logprob": row["mean_logprob"], "score": row["score"], "engine": row["engine"], "version": version}
+            "logprob": row["mean_logprob"], "score": row["score"], "engine": row["engine"], "version": version,
+            "correct": row["correct"], "judge_score": row.get("judge_score")}
 
 
 def _reference_side(prompt: dict[str, Any]) -> dict[str, Any]:
     return {"text": reference_as_solution(prompt["reference"]), "sample_id": None,
             "answer": prompt["reference_answer"], "logprob": None, "score": 1.0, "engine": "reference",
-            "version": None}
+            "version": None, "correct": True, "judge_score": None}
 
 
 def _rank(rows: list[dict], *, best: bool) -> list[dict]:
@@ -123,18 +139,32 @@ def _prompt_pairs(prompt, rows, parent_rows, *, cfg: PairsConfig, version: str |
         if chosen["score"] == 0 and reference is not None:
             chosen = reference
         return [_margin_checked(prompt, chosen, _side(_rank(usable, best=False)[0], version), cfg=cfg)]
+    if strategy == "curry":  # the best response against each lower-ranked one, widest margin first
+        best, lower = _side(ranked[0], version), ranked[1:]
+        if best["score"] == 0 and reference is not None:
+            best, lower = reference, ranked
+        source = "reference" if best is reference else "sample"
+        worse = [b for b in lower if _separated(best["score"] - b["score"], cfg)]
+        worse.sort(key=lambda b: -(best["score"] - b["score"]))  # stable: ties stay in rank order
+        if not worse:
+            return [_dropped(prompt, NO_MARGIN)]
+        return [pair_row(prompt, best, _side(b, version), source=source) for b in worse[: cfg.max_pairs_per_prompt]]
     # all_ranked: every (better, worse) pair with margin, widest margins first.
-    candidates = [(a, b) for a in ranked for b in ranked if a["score"] - b["score"] > 0 and a["score"] - b["score"] >= cfg.min_margin]
+    candidates = [(a, b) for a in ranked for b in ranked if _separated(a["score"] - b["score"], cfg)]
     if not candidates:
         return [_dropped(prompt, NO_MARGIN)]
     candidates.sort(key=lambda ab: -(ab[0]["score"] - ab[1]["score"]))
     return [pair_row(prompt, _side(a, version), _side(b, version), source="sample") for a, b in candidates[: cfg.max_pairs_per_prompt]]
 
 
+def _separated(margin: float, cfg: PairsConfig) -> bool:
+    return margin > 0 and margin >= cfg.min_margin
+
+
 def _margin_checked(prompt, chosen, rejected, *, cfg: PairsConfig) -> dict[str, Any]:
     margin = chosen["score"] - rejected["score"]
     source = "reference" if chosen["engine"] == "reference" else "sample"
-    ok = margin > 0 and margin >= cfg.min_margin
+    ok = _separated(margin, cfg)
     return pair_row(prompt, chosen, rejected, source=source, drop=None if ok else NO_MARGIN)
 
 
@@ -150,7 +180,9 @@ def build_pairs(
 ) -> pl.DataFrame:
     """Pair rows (TRL conversational `prompt`/`chosen`/`rejected` + provenance), `keep`/`drop_reason`.
 
-    `votes` adds each prompt's difficulty (for the curriculum order); `parent_samples` feeds `anchored`.
+    `votes` adds each prompt's difficulty (for the curriculum order); `parent_samples` (the lineage's
+    first version, `parent_version`) feeds `anchored`. Rows in prompt order, or in curriculum order
+    when `cfg.in_curriculum_order`.
     """
     scored = sample_scores(samples, cfg=cfg)
     by_prompt = {pid: g.to_dicts() for (pid,), g in scored.group_by("prompt_id", maintain_order=True)}
@@ -166,24 +198,30 @@ def build_pairs(
         messages = group[0]["prompt"] if group else None
         rows.extend(r | {"prompt": messages} for r in found)
     frame = pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame(schema={"prompt_id": pl.String})
-    return finish_pairs(frame, votes=votes, strategy=cfg.strategy)
+    return finish_pairs(frame, votes=votes, strategy=cfg.strategy, curriculum=cfg.in_curriculum_order)
 
 
-def finish_pairs(frame: pl.DataFrame, *, votes: pl.DataFrame | None, strategy: str) -> pl.DataFrame:
-    """Pair rows from `pair_row` -> the pairs table: difficulty, curriculum rank, TRL messages, ids."""
+def finish_pairs(
+    frame: pl.DataFrame, *, votes: pl.DataFrame | None, strategy: str, curriculum: bool = False
+) -> pl.DataFrame:
+    """Pair rows from `pair_row` -> the pairs table: difficulty, curriculum rank, TRL messages, ids;
+    sorted by `curriculum_rank` when `curriculum`. CREAM (filters) may change `weight` and
+    `label_smoothing` later."""
     if votes is not None and "difficulty" in votes.columns:
         frame = frame.join(votes.select("prompt_id", "difficulty"), on="prompt_id", how="left", maintain_order="left")
     else:
         frame = frame.with_columns(difficulty=pl.lit(None, pl.String))
     assistant = lambda col: pl.concat_list(pl.struct(role=pl.lit("assistant"), content=pl.col(col)))  # noqa: E731
-    return rank_curriculum(frame).with_columns(
+    ranked = rank_curriculum(frame).with_columns(
         pair_id=pl.col("prompt_id") + "-" + pl.coalesce("chosen_sample_id", pl.lit("reference")) + "~"
         + pl.coalesce("rejected_sample_id", pl.lit("none")),
         chosen=assistant("chosen_text"),
         rejected=assistant("rejected_text"),
         strategy=pl.lit(strategy),
         weight=pl.lit(1.0),
+        label_smoothing=pl.lit(0.0),
     )
+    return ranked.sort("curriculum_rank") if curriculum else ranked
 
 
 def rank_curriculum(frame: pl.DataFrame, *, last: pl.Expr | None = None) -> pl.DataFrame:

@@ -195,13 +195,19 @@ def consensus(labelled: pl.DataFrame, judged: pl.DataFrame) -> pl.DataFrame:
 
 def consensus_stats(filtered: pl.DataFrame) -> dict[str, float | int]:
     """Manifest stats of `consensus` output: chains, kept, kept_share, dropped_<reason> counts."""
-    total, kept = filtered.height, int(filtered["keep"].sum())
+    total = filtered.height
+    dropped = {r: int((filtered["drop_reason"] == r).sum()) for r in (JUDGE_DISAGREES, JUDGE_UNPARSABLE, MC_INCOMPLETE)}
+    kept = total - sum(dropped.values())  # what the judge kept (a later balance may drop some of it)
     stats: dict[str, float | int] = {"chains": total, "kept": kept, "kept_share": kept / total if total else 0.0}
-    for reason in (JUDGE_DISAGREES, JUDGE_UNPARSABLE, MC_INCOMPLETE):
-        stats[f"dropped_{reason}"] = int((filtered["drop_reason"] == reason).sum())
+    stats |= {f"dropped_{reason}": n for reason, n in dropped.items()}
     return stats
 
 
-def consensus_filter(labelled: pl.DataFrame, *, cfg: JudgeConfig, engine: Engine) -> pl.DataFrame:
-    """The judge names every chain's first wrong step; `consensus` keeps the labels it agrees with."""
-    return consensus(labelled, judge_first_errors(labelled, engine=engine, cfg=cfg))
+def consensus_filter(labelled: pl.DataFrame, chains: pl.DataFrame, *, cfg: JudgeConfig, engine: Engine) -> pl.DataFrame:
+    """The judge names every labelled chain's first wrong step in its FULL solution (a labeller may cut
+    a chain after its first error; the judge must see the final answer too); `consensus` keeps the
+    labels it agrees with. Step numbers agree: the cut steps are a prefix of the full ones."""
+    full = labelled.join(chains.select("chain_id", pl.col("steps").alias("_full")), on="chain_id", how="left",
+                         maintain_order="left")
+    shown = full.with_columns(completions=pl.coalesce("_full", "completions")).drop("_full")
+    return consensus(labelled, judge_first_errors(shown, engine=engine, cfg=cfg))

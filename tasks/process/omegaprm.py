@@ -121,35 +121,19 @@ def omega_label(chains: pl.DataFrame, references: pl.DataFrame, *, engine: Engin
     return pl.DataFrame([rows[c] for c in chains["chain_id"]] + extra, schema=OUTPUT_SCHEMA)
 
 
-def balance(rows: pl.DataFrame, *, seed: int) -> pl.DataFrame:
-    """Add `keep` and `drop_reason`: as many labelled chains with an error as without (the paper keeps
-    positive and negative examples balanced); the larger side is sampled down with `seed`, unlabelled
-    rows get drop_reason `unlabelled`. Nothing is removed."""
-    labelled = pl.col("status") == "labelled"
-    ids = rows.with_row_index("_i")
-    wrong = ids.filter(labelled & pl.col("first_error_step").is_not_null())["_i"]
-    right = ids.filter(labelled & pl.col("first_error_step").is_null())["_i"]
-    size = min(wrong.len(), right.len())
-    kept = set(wrong.sample(size, seed=seed).to_list()) | set(right.sample(size, seed=seed).to_list())
-    keep = pl.Series("keep", [i in kept for i in range(rows.height)], dtype=pl.Boolean)
-    reason = [None if k else ("balance" if s == "labelled" else "unlabelled") for k, s in zip(keep, rows["status"])]
-    return rows.with_columns(keep, pl.Series("drop_reason", reason, dtype=pl.String))
-
-
 def label_omegaprm(
     chains: pl.DataFrame, prompts: pl.DataFrame, *, cfg: ProcessConfig, verify_cfg: VerifyConfig, engine: Engine,
     checkpoints: Checkpoints,
 ) -> pl.DataFrame:
     """OmegaPRM labels of the kept chains, one checkpoint a question: a rerun after a crash (even
-    kill -9) loads the finished questions and searches only the rest. With `process.balance`, as many
-    chains with an error as without are kept."""
+    kill -9) loads the finished questions and searches only the rest; a question whose search met an
+    engine failure is searched again (the rollout cache serves what did succeed)."""
     search = OmegaConfig(rollouts_per_check=cfg.rollouts, budget=cfg.budget, max_tokens=cfg.max_tokens,
                          temperature=cfg.temperature, seed=cfg.seed, alpha=cfg.alpha, beta=cfg.beta, L=cfg.L,
                          c_puct=cfg.c_puct, width=cfg.width, explore=cfg.explore, early_stop=cfg.early_stop)
-    labelled = omega_label(
+    done = {pid: doc for pid, doc in checkpoints.load().items()
+            if not any(row["status"] == "engine_error" for row in doc.get("rows", []))}
+    return omega_label(
         chains.filter(pl.col("keep")), prompts.select("prompt_id", "reference"), engine=engine, cfg=search,
-        verify_cfg=verify_cfg, done=checkpoints.load(), on_question_done=checkpoints.save,
+        verify_cfg=verify_cfg, done=done, on_question_done=checkpoints.save,
     )
-    if cfg.balance:
-        labelled = balance(labelled, seed=cfg.seed).filter(pl.col("keep")).drop("keep", "drop_reason")
-    return labelled

@@ -17,15 +17,15 @@ from prefmill.tasks.stats import sample_stats, step_stats
 
 def process_version(
     samples: pl.DataFrame, prompts: pl.DataFrame, chains: pl.DataFrame, labelled: pl.DataFrame,
-    *, rollout_cache: dict[str, int],
+    *, rollout_cache: dict[str, int], consensus: bool = False,
 ) -> tuple[dict[str, pa.Table], dict[str, Any]]:
     """(tables by config name, stats); chains without a label on every step stay out of `steps`;
-    `rollout_cache` (hits, misses, entries) goes into the steps stats."""
+    `rollout_cache` (hits, misses, entries) goes into the steps stats; with `consensus`, the consensus
+    filter's counts go into `stats.consensus`."""
     questions = prompts.select("prompt_id", "question")
     rows = labelled.join(questions, on="prompt_id", how="left", maintain_order="left")
-    consensus = None
-    if "keep" in rows.columns:  # the consensus judge ran
-        consensus = consensus_stats(rows)
+    judged = consensus_stats(rows) if consensus else None
+    if "keep" in rows.columns:  # consensus and balance mark what they drop
         rows = rows.filter(pl.col("keep"))
     complete = rows.filter(
         pl.col("labels").list.len().gt(0) & pl.col("labels").list.eval(pl.element().is_not_null()).list.all()
@@ -40,6 +40,6 @@ def process_version(
         "step_pairs": conform(merge_prefix(pairs), STEP_PAIRS, where="step_pairs"),
     }
     stats: dict[str, Any] = {"samples": sample_stats(samples), "steps": step_stats(chains, rows, steps) | {"rollout_cache": rollout_cache}, "step_pairs": pair_counts}
-    if consensus is not None:
-        stats["consensus"] = consensus
+    if judged is not None:
+        stats["consensus"] = judged
     return tables, stats

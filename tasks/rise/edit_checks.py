@@ -2,8 +2,9 @@
 
 An edit is kept when it changes the step (not empty, not the same words), does not admit the error
 (phrases such as "wait" or "mistake" it holds more often than the original), changes at most a share of
-the step's words, and is wrong: the verifier rejects its final answer, or, in `edit_only` (the rest of
-the solution kept as it was), the edited step's arithmetic no longer checks out. Differences are
+the step's words, and is wrong: the verifier rejects its final answer (a continuation, in
+`step_then_continue`, must state it: `#### x`, `\\boxed{x}` or "the answer is x"), or, in `edit_only` (the
+rest of the solution kept as it was), the edited step's arithmetic no longer checks out. Differences are
 word-level and given as character spans, so they are independent of any tokenizer.
 """
 
@@ -15,7 +16,7 @@ from typing import Any
 
 from prefmill.tasks.rise.arithmetic import arithmetic_checks
 
-from prefmill.answers import judge
+from prefmill.answers import find_answer, judge
 from prefmill.config import RiseConfig, VerifyConfig
 
 # drop_reason values, in the order they are checked.
@@ -25,7 +26,10 @@ ADMITS_ERROR = "admits_error"
 TOO_MANY_CHANGES = "too_many_changes"
 NO_CHECKABLE_ARITHMETIC = "no_checkable_arithmetic"  # edit_only: a step (original or edit) shows no right calculation
 ARITHMETIC_STILL_CHECKS = "arithmetic_still_checks"  # edit_only
-NO_FINAL_ANSWER = "no_final_answer"  # none stated, cut off mid-work, or unparsable
+NO_FINAL_ANSWER = "no_final_answer"  # none stated explicitly, cut off mid-work, or unparsable
+# How a continuation must state its final answer (prefmill.answers.find_answer): a number the text merely
+# stops at ("... = $27 and") is a guess, not an answer the error reached.
+STATED_ANSWER = ("hashes", "boxed", "answer_is")
 ANSWER_STILL_RIGHT = "answer_still_right"
 
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|\w+|[^\w\s]")
@@ -69,6 +73,27 @@ def edit_span(original: str, edited: str, offset: int) -> dict[str, int]:
     return {"start": offset + hunks[0]["rejected_start"], "end": offset + hunks[-1]["rejected_end"]}
 
 
+def _widened(text: str, position: int, *, back: bool) -> int:
+    """`position` moved to the start (`back`) or end of the token it falls inside, if any."""
+    for m in _TOKEN.finditer(text):
+        if m.start() < position < m.end():
+            return m.start() if back else m.end()
+    return position
+
+
+def edit_spans(chosen: str, rejected: str) -> tuple[dict[str, int], dict[str, int]]:
+    """The one stretch where two texts differ, widened to whole words, as a span in each: outside the
+    spans the texts are the same characters (unlike `token_diff`, which ignores whitespace)."""
+    limit = min(len(chosen), len(rejected))
+    head = next((i for i in range(limit) if chosen[i] != rejected[i]), limit)
+    tail = next((i for i in range(limit - head) if chosen[-1 - i] != rejected[-1 - i]), limit - head)
+    # The head and the tail are common to both texts: widening moves them by the same characters in both.
+    head = min(_widened(chosen, head, back=True), _widened(rejected, head, back=True))
+    tail = min(len(chosen) - _widened(chosen, len(chosen) - tail, back=False),
+               len(rejected) - _widened(rejected, len(rejected) - tail, back=False))
+    return ({"start": head, "end": len(chosen) - tail}, {"start": head, "end": len(rejected) - tail})
+
+
 def _admissions(text: str, phrases: tuple[str, ...]) -> int:
     return sum(len(re.findall(rf"(?<!\w){re.escape(p)}(?!\w)", text, flags=re.IGNORECASE)) for p in phrases)
 
@@ -93,5 +118,7 @@ def check_edit(
             return NO_CHECKABLE_ARITHMETIC, answer
         return (ARITHMETIC_STILL_CHECKS if checks else None), answer
     if verify_error is not None:  # no answer, cut off mid-work, unparsable, or no reference to compare with
+        return NO_FINAL_ANSWER, answer
+    if mode == "step_then_continue" and find_answer(rejected)[1] not in STATED_ANSWER:
         return NO_FINAL_ANSWER, answer
     return (ANSWER_STILL_RIGHT if correct else None), answer

@@ -4,8 +4,9 @@ type (change a number, swap two terms, ...), then, in `step_then_continue`, fini
 the edited step so the error reaches the final answer. RISE's public code has no evaluator for "is the
 edit really wrong?"; here the verifier decides, and an edit is kept only when
 
-- its final answer no longer matches the reference (`edit_only`: the edited step's arithmetic no
-  longer checks out),
+- its final answer, stated explicitly (`#### x`, `\\boxed{x}`, "the answer is x": a continuation
+  that merely stops at a number states none), no longer matches the reference (`edit_only`: the
+  edited step's arithmetic no longer checks out),
 - it does not admit the error ("wait", "mistake", ... from `rise.admission_phrases`),
 - it changes at most `rise.max_changed_share` of the edited step's tokens.
 

@@ -11,6 +11,7 @@ from prefmill.schemas.tables import PAIRS
 from prefmill.schemas.validate import polars_schema
 from prefmill.tasks.preference.pairs import finish_pairs, pair_row, rank_curriculum
 from prefmill.tasks.process.steps import SPAN
+from prefmill.tasks.rise.edit_checks import changed_share
 
 OVER_RATIO = "over_ratio"  # set when mixing with sampled pairs
 
@@ -33,15 +34,27 @@ def rise_pairs(edits: pl.DataFrame, *, votes: pl.DataFrame | None = None) -> pl.
     frame = pl.DataFrame(rows, infer_schema_length=None).with_columns(
         pl.col("edited_step").cast(pl.Int32), pl.col("edit_span").cast(SPAN), pl.col("edit_diff").cast(DIFF)
     )
-    return finish_pairs(frame, votes=votes, strategy="rise")
+    return with_sides_share(finish_pairs(frame, votes=votes, strategy="rise"))
 
 
-RISE_COLUMNS = ("error_type", "edited_step", "edit_span", "edit_diff", "changed_share")
+RISE_COLUMNS = ("error_type", "edited_step", "edit_span", "edit_diff", "changed_share", "sides_changed_share")
+
+
+def with_sides_share(pairs: pl.DataFrame) -> pl.DataFrame:
+    """`sides_changed_share` of every `rise` pair, measured between the texts it publishes (the whole
+    solutions, the regenerated tail included); `changed_share` looks at the edited step only."""
+    if not pairs.height or not {"strategy", "chosen", "rejected"} <= set(pairs.columns):
+        return pairs
+    shares = [changed_share(c[0]["content"], r[0]["content"]) if s == "rise" else None
+              for s, c, r in pairs.select("strategy", "chosen", "rejected").iter_rows()]
+    return pairs.with_columns(sides_changed_share=pl.Series(shares, dtype=pl.Float64))
 
 
 def with_rise_columns(pairs: pl.DataFrame) -> pl.DataFrame:
-    """`pairs` with the RISE columns, null where a run made no RISE pairs."""
+    """`pairs` with the RISE columns, null where a run made no RISE pairs (the stages between do not
+    carry `sides_changed_share`: it is measured here, on what is published)."""
     schema = polars_schema(PAIRS)
+    pairs = with_sides_share(pairs)
     return pairs.with_columns(pl.lit(None, schema[c]).alias(c) for c in RISE_COLUMNS if c not in pairs.columns)
 
 

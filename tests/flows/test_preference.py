@@ -137,7 +137,7 @@ def test_concurrent_runs_of_different_recipes_get_distinct_versions(tmp_path, gs
 
 def test_full_recipe_two_iterations_on_scripted_policy_and_judge(tmp_path, gsm8k_test):
     """Every stage on: decontamination, votes, both judges, all filters; then an anchored second
-    iteration whose CREAM consistency is measured against the first."""
+    iteration, by another model, whose judge CREAM checks against the first model's."""
     train = gsm8k_test.parent / "train.jsonl"
     base = {
         "dataset": "flow-full",
@@ -152,7 +152,7 @@ def test_full_recipe_two_iterations_on_scripted_policy_and_judge(tmp_path, gsm8k
     store = tmp_path / "store"
 
     first = preference(config=validate_config(base).model_dump(mode="json"), store=str(store))
-    second_cfg = base | {"pairs": {"strategy": "anchored"}}
+    second_cfg = base | {"pairs": {"strategy": "anchored"}, "engine": {"kind": "scripted", "p_error": 0.2}}
     second = preference(config=validate_config(second_cfg).model_dump(mode="json"), store=str(store))
 
     p1, p2 = first["stats"]["pairs"], second["stats"]["pairs"]
@@ -160,9 +160,12 @@ def test_full_recipe_two_iterations_on_scripted_policy_and_judge(tmp_path, gsm8k
     assert p1["pairs"] > 0 and set(p1["dropped"]) <= {"no_margin", "swap_inconsistent", "swap_unverified",
                                                      "scir_disagreement", "judge_contradicts_verifier"}
     assert first["stats"]["samples"]["judge"]["judged"] == first["stats"]["samples"]["samples"]
+    assert p1["cream"]["note"].endswith("CREAM did nothing") and p2["cream"]["previous_version"] == "v0001"
+    assert set(p2["scir"]["signals"]) == {"pointwise", "pairwise", "verifier"}
     pairs = run_query(store, "select version, strategy, count(rejected_version) as anchored, "
-                             "count(cream_consistency) as tau from pairs group by all order by version")
-    assert pairs.rows() == [("v0001", "all_ranked", 0, 0), ("v0002", "anchored", p2["pairs"], p2["pairs"])]
+                             "count(cream_consistency) as tau from pairs group by all order by version").rows()
+    assert pairs[0] == ("v0001", "all_ranked", 0, 0) and pairs[1][:3] == ("v0002", "anchored", p2["pairs"])
+    assert 0 < pairs[1][3] <= p2["pairs"]  # prompts whose responses a judge ties throughout have no tau
     assert run_query(store, "select min(margin) from pairs where version = 'v0001'").item() >= 0.3
     versions = json.loads((store / "flow-full" / "v0002" / "manifest.json").read_text())
     assert versions["parent"] == "v0001"
@@ -190,13 +193,15 @@ def test_rise_pairs_join_the_version_with_error_type_and_edit_span(tmp_path, gsm
     assert rise["kept"] > 0 and rise["pairs"] == rise["kept"] and rise["over_ratio"] == 0
     assert set(rise["dropped"]) <= {"admits_error", "unchanged", "too_many_changes", "no_rule_edit"}
     assert rise["dropped"].get("admits_error", 0) > 0  # the scripted editor's bad edits were caught
-    rows = run_query(store, "select error_type, edited_step, edit_span, chosen, rejected, edit_diff from pairs "
-                            "where strategy = 'rise'").rows()
+    rows = run_query(store, "select error_type, edited_step, edit_span, chosen, rejected, edit_diff, sides_changed_share "
+                            "from pairs where strategy = 'rise'").rows()
     assert len(rows) == rise["pairs"]
-    for error_type, step, span, chosen, rejected, diff in rows:
+    for error_type, step, span, chosen, rejected, diff, sides in rows:
         text = rejected[0]["content"]
         assert error_type in rise["by_error_type"] and step >= 0 and diff
         assert 0 <= span["start"] < span["end"] <= len(text) and text != chosen[0]["content"]
+        assert 0 < sides <= 1  # measured between the two published texts
+    assert version["stats"]["rise_steps"]["rows"] == rise["kept"]  # and each kept edit is a step pair too
     sampled = run_query(store, "select count(*) from pairs where strategy = 'verified_vs_incorrect'").item()
     assert sampled + rise["pairs"] == version["stats"]["pairs"]["pairs"]
 

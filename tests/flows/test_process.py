@@ -118,3 +118,12 @@ def test_kill_9_during_omegaprm_resumes_without_searching_finished_questions(tmp
     assert len(after) == 12 and result["version"] == "v0001"
     assert all(after[name] == mtime for name, mtime in finished.items())  # never searched again
     assert result["stats"]["steps"]["published"] == 24
+
+
+def test_balance_runs_after_consensus_so_the_published_steps_stay_balanced(tmp_path, gsm8k_test):
+    train = gsm8k_test.parent / "train.jsonl"
+    recipe = _recipe(train, method="omegaprm", consensus=True, balance=True) | {"dataset": "steps-balanced"}
+    result = process(config=recipe, store=str(tmp_path / "store"))
+    steps = result["stats"]["steps"]
+    assert steps["published"] > 0 and steps["chains_with_error"] * 2 == steps["published"]
+    assert result["stats"]["consensus"]["chains"] >= steps["published"]

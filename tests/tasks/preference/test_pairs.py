@@ -64,8 +64,10 @@ class TestBuildPairs:
 
         out = build_pairs(samples, _prompts(("p", REFERENCE, "18")), cfg=PairsConfig())
 
-        filter_columns = {"judge_prefers", "judge_agreement", "swap_consistent", "cream_consistency"}
-        filter_columns |= {"error_type", "edited_step", "edit_span", "edit_diff", "changed_share"}  # RISE pairs only
+        filter_columns = {"judge_prefers", "judge_agreement", "swap_consistent", "cream_consistency", "cream_tau"}
+        filter_columns |= {"scir_pointwise", "scir_pairwise", "scir_verifier", "scir_agreement"}
+        filter_columns |= {"error_type", "edited_step", "edit_span", "edit_diff", "changed_share",  # RISE pairs only
+                           "sides_changed_share"}
         assert {"keep", "drop_reason"} | (set(PAIRS.names) - filter_columns) <= set(out.columns)
         row = _row(out, "p")
         assert {k: row[k] for k in (
@@ -73,6 +75,7 @@ class TestBuildPairs:
             "chosen_sample_id", "rejected_sample_id", "chosen_answer", "rejected_answer", "reference_answer",
             "chosen_logprob", "rejected_logprob", "chosen_engine", "rejected_engine", "chosen_score",
             "rejected_score", "margin", "chosen_version", "rejected_version", "weight", "curriculum_rank",
+            "label_smoothing", "chosen_correct", "rejected_correct", "chosen_judge_score",
         )} == {
             "prompt_id": "p",
             "keep": True,
@@ -97,7 +100,11 @@ class TestBuildPairs:
             "chosen_version": None,
             "rejected_version": None,
             "weight": 1.0,
+            "label_smoothing": 0.0,
             "curriculum_rank": 0,
+            "chosen_correct": True,
+            "rejected_correct": False,
+            "chosen_judge_score": None,  # no pointwise judge
         }
 
     def test_rejected_least_confident(self):

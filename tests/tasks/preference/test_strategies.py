@@ -104,3 +104,46 @@ class TestAnchored:
     def test_without_parent_dropped(self):
         out = build_pairs(SAMPLES, PROMPTS, cfg=PairsConfig(strategy="anchored"))
         assert out.select("keep", "drop_reason").rows() == [(False, "no_parent_sample")]
+
+
+class TestCurry:
+    """Curry-DPO: the best response against each lower-ranked one, easy (wide margin) to hard."""
+
+    # scores with judge_weight 0.5 (verifier 0.5, judge 0.5 * (score - 1) / 9):
+    # p-0 correct, 10 -> 1.0; p-1 wrong, 1 -> 0.0; p-2 wrong, 4 -> 1/6; p-3 correct, 7 -> 0.5 + 1/3
+    JUDGED = SAMPLES.with_columns(judge_score=pl.Series([10.0, 1.0, 4.0, 7.0]))
+    CFG = PairsConfig(strategy="curry", judge_weight=0.5)
+
+    def test_best_against_each_lower_ranked_widest_margin_first(self):
+        out = build_pairs(self.JUDGED, PROMPTS, cfg=self.CFG)
+        # ranked: p-0 (1.0) > p-3 (0.8333) > p-2 (0.1667) > p-1 (0.0)
+        assert [(c, r, round(m, 4)) for c, r, m in _pairs(out)] == [
+            ("p-0", "p-1", 1.0), ("p-0", "p-2", 0.8333), ("p-0", "p-3", 0.1667),
+        ]
+        assert out["curriculum_rank"].to_list() == [0, 1, 2]
+        assert set(out["strategy"]) == {"curry"}
+
+    def test_ties_with_the_best_are_no_pair_and_the_cap_keeps_the_easiest(self):
+        out = build_pairs(SAMPLES, PROMPTS, cfg=PairsConfig(strategy="curry", max_pairs_per_prompt=1))
+        # p-3 and p-0 both score 1: p-3 is best (surer), p-0 ties with it; the easiest pair is against p-1
+        assert _pairs(out) == [("p-3", "p-1", 1.0)]
+
+    def test_curriculum_order_across_prompts_is_the_row_order(self):
+        q = self.JUDGED.with_columns(prompt_id=pl.lit("q"), sample_id=pl.lit("q-") + pl.col("sample_index").cast(pl.String),
+                                     judge_score=pl.Series([10.0, 9.0, 1.0, 1.0]))
+        prompts = _prompts(("p", REFERENCE, "18"), ("q", REFERENCE, "18"))
+        out = build_pairs(pl.concat([self.JUDGED, q]), prompts, cfg=self.CFG.model_copy(update={"curriculum": True}))
+        # q: q-0 (1.0) > q-3 (correct, 1 -> 0.5) > q-1 (wrong, 9 -> 0.4444) > q-2 (0.0); one order by
+        # margin across prompts, ties in prompt order
+        assert [(c, r, round(m, 4)) for c, r, m in _pairs(out)] == [
+            ("p-0", "p-1", 1.0), ("q-0", "q-2", 1.0), ("p-0", "p-2", 0.8333), ("q-0", "q-1", 0.5556),
+            ("q-0", "q-3", 0.5), ("p-0", "p-3", 0.1667),
+        ]
+        assert out["curriculum_rank"].to_list() == list(range(6))
+
+    def test_without_curriculum_rows_stay_in_prompt_order(self):
+        q = self.JUDGED.with_columns(prompt_id=pl.lit("q"), sample_id=pl.lit("q-") + pl.col("sample_index").cast(pl.String))
+        prompts = _prompts(("q", REFERENCE, "18"), ("p", REFERENCE, "18"))
+        out = build_pairs(pl.concat([self.JUDGED, q]), prompts, cfg=self.CFG.model_copy(update={"curriculum": False}))
+        assert out["prompt_id"].to_list() == ["q"] * 3 + ["p"] * 3
+        assert out["curriculum_rank"].to_list() == [0, 2, 4, 1, 3, 5]

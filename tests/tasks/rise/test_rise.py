@@ -73,11 +73,13 @@ class TestFilters:
         assert _check(SOLUTION, "  ") == edit_checks.EMPTY_EDIT
 
     def test_an_edit_without_a_final_answer_is_dropped(self):
-        cut = "She sells 16 - 3 - 4 = 9 eggs.\nShe makes 9 * 3 = $27 and"
-        assert _check(cut, "She makes 9 * 3 = $27.") is None  # a trailing number is an answer ...
+        cut = "She sells 16 - 3 - 4 = 9 eggs.\nShe makes 9 * 3 = $27 and"  # stops at a number: no stated answer
+        assert _check(cut, "She makes 9 * 3 = $27.") == edit_checks.NO_FINAL_ANSWER
         assert edit_checks.check_edit(chosen=SOLUTION, rejected=cut, original_step="She makes 9 * 2 = $18.",
                                edited_step="She makes 9 * 3 = $27.", reference_answer="18", mode="step_then_continue",
-                               cfg=RiseConfig(), verify_cfg=VERIFY, truncated=True)[0] == edit_checks.NO_FINAL_ANSWER  # ... unless cut off
+                               cfg=RiseConfig(), verify_cfg=VERIFY, truncated=True)[0] == edit_checks.NO_FINAL_ANSWER
+        for stated in ("#### 27", "\\boxed{27}", "The answer is 27."):  # an explicit answer is enough
+            assert _check(f"{cut} more.\n{stated}", "She makes 9 * 3 = $27.") is None
         assert _check("She sells 16 - 3 - 4 = 9 eggs.\nShe makes 9 * 3 = $27.\nShe is happy.", "She makes 9 * 3 = $27.") \
             == edit_checks.NO_FINAL_ANSWER
 
