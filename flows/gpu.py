@@ -5,11 +5,13 @@ that reach the engine hold it: samples served by the rollout cache never wait.""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 
 from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectNotFound
+from prefect.logging import get_run_logger
 
 from prefmill.engines.base import Engine, GenRequest, GenResult
 
@@ -46,4 +48,9 @@ class GpuSlot:
         if not requests or self.limit is None:  # no limit (a plain `prefmill run`): the call just runs
             return self.engine.generate(requests)
         with concurrency(self.limit, occupy=1, strict=True):
-            return self.engine.generate(requests)
+            start = time.time()
+            try:
+                return self.engine.generate(requests)
+            finally:  # when the slot was held, to the ms: a run's logs show who waited for whom
+                get_run_logger().info("%s slot held from %.3f to %.3f by process %d (%d requests)", self.limit, start,
+                                      time.time(), os.getpid(), len(requests))

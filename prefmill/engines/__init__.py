@@ -40,7 +40,7 @@ def engine_for(cfg: EngineConfig, *, references: Mapping[str, str] | None = None
             continuation=gsm8k_chain_policy(refs, p_error=cfg.p_error),
             editor=gsm8k_edit_policy(p_bad=cfg.p_error / 2),
         )
-        return ScriptedEngine(policy, name=f"gsm8k-p{cfg.p_error}")
+        return ScriptedEngine(policy, name=f"gsm8k-p{cfg.p_error}", latency=cfg.latency)
     if cfg.kind == "openai":
         import os
 

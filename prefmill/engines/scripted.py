@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import time
 import re
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
@@ -35,14 +36,17 @@ def _rng(request: GenRequest, index: int) -> random.Random:
 class ScriptedEngine:
     """Runs a policy per sample; counts calls and requests so tests can assert caching."""
 
-    def __init__(self, policy: Policy, *, name: str = "scripted") -> None:
+    def __init__(self, policy: Policy, *, name: str = "scripted", latency: float = 0.0) -> None:
         self.policy = policy
         self.fingerprint = f"scripted:{name}"
+        self.latency = latency  # seconds a call takes, as a model's would
         self.calls = 0
         self.requests_seen = 0
 
     def generate(self, requests: Sequence[GenRequest]) -> list[GenResult]:
         self.calls += 1
+        if self.latency:
+            time.sleep(self.latency)
         self.requests_seen += len(requests)
         results = []
         for request in requests:
