@@ -51,6 +51,10 @@ _LATEX_NOISE = (("{,}", ","), ("\\$", ""), ("\\,", ""), ("\\!", ""), ("\\%", "")
 # A GSM8K amount: thousands grouped by commas (a bare "2,3" is a list), maybe a percent sign.
 _AMOUNT = re.compile(r"(-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\.\d+)\s*%?")
 _PLAIN_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:/\d+)?")
+# Arithmetic with a factorial (`5!`, `10!/(3!7!)`): math, not a number followed by a "!".
+_FACTORIAL = re.compile(r"(?=.*[\d)]!)[\d\s+\-*/()!^]+")
+# "3 + 4 i": math-verify reads a spaced "4 i" with another symbol i than "4i", so the two never match.
+_SPACED_FACTOR = re.compile(r"(?<=\d) +(?=[A-Za-z](?![A-Za-z]))")
 _PLAIN_PI = re.compile(r"(?<![A-Za-z\\])pi(?![A-Za-z])")  # "2pi", "pi/2": LaTeX reads a bare pi as p*i
 _MATH_SPAN = re.compile(r"\$([^$]+)\$|\\\((.+?)\\\)")
 # Wrapped in $...$ an answer reaches math-verify's LaTeX reader whole; its plain-number reader would
@@ -76,6 +80,8 @@ def normalize_answer(raw: str) -> str | None:
         return text
     if m := _FRACTION.fullmatch(text):
         return m.group(0).replace(" ", "")
+    if _FACTORIAL.fullmatch(text):
+        return text
     if m := _AMOUNT.fullmatch(text):
         return m.group(1).replace(",", "")
     if looks_like_math(text):
@@ -107,7 +113,7 @@ def find_answer(text: str) -> tuple[str | None, str | None]:
     `how` is one of `hashes`, `boxed`, `answer_is`, `trailing_number`; only the last one is a guess.
     """
     if hashes := _HASHES.findall(text):
-        return normalize_answer(hashes[-1]), "hashes"
+        return normalize_answer(hashes[-1].rstrip().rstrip("!")), "hashes"  # "#### 18!" is 18, not 18!
     if (boxed := last_boxed(text)) is not None:
         return normalize_answer(boxed), "boxed"
     if said := _ANSWER_IS.findall(text):
@@ -144,7 +150,8 @@ def _parsed(answer: str, timeout: int | None) -> tuple | None:
     if _PLAIN_NUMBER.fullmatch(answer):
         found = mv_parse(re.sub(r"^(-?)\.", r"\g<1>0.", answer), parsing_timeout=timeout)  # ".5" reads as 0.5
     else:
-        found = mv_parse(f"${answer}$", extraction_config=_LATEX_ONLY, parsing_timeout=timeout)
+        latex = _SPACED_FACTOR.sub("", answer)
+        found = mv_parse(f"${latex}$", extraction_config=_LATEX_ONLY, parsing_timeout=timeout)
     # Only a string back means no formula was read: the string alone would just repeat the input.
     return tuple(found) if any(not isinstance(x, str) for x in found) else None
 
@@ -166,8 +173,9 @@ def answers_match(reference: str, candidate: str, *, timeout_seconds: int = 5) -
     gold_parsed, pred_parsed = _parsed(gold, t), _parsed(pred, t)
     if gold_parsed is None or pred_parsed is None:
         return None
-    # verify() also catches its own errors and timeouts, answering False.
-    return bool(mv_verify(list(gold_parsed), list(pred_parsed), timeout_seconds=t))
+    # verify() also catches its own errors and timeouts, answering False. An inequality states the set it
+    # holds on: `x > 2` is (2, \\infty) and `-3 < x \\le 4` is (-3, 4].
+    return bool(mv_verify(list(gold_parsed), list(pred_parsed), allow_set_relation_comp=True, timeout_seconds=t))
 
 
 def judge(

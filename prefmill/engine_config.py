@@ -21,9 +21,9 @@ class EngineConfig(BaseModel):
     max_model_len: int = Field(2048, ge=128)
     seed: int = 0
     p_error: float = Field(0.3, ge=0, le=1)
+    """Scripted engine only: probability that a sample gets one step wrong."""
     latency: float = Field(0.0, ge=0, le=60)
     """Scripted engine only: seconds each `generate` call takes, as a model would (tests of scheduling)."""
-    """Scripted engine only: probability that a sample gets one step wrong."""
     base_url: str | None = None
     """OpenAI engine: the server's /v1 URL, e.g. http://127.0.0.1:8000/v1."""
     api_key_env: str = "OPENAI_API_KEY"

@@ -9,6 +9,7 @@ equal answers are equal strings (and math-verify sees clean input); a canonical 
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 _REWRITES = [
@@ -29,6 +30,8 @@ _DELIMITED = re.compile(r"^\\\((.*)\\\)$|^\\\[(.*)\\\]$", re.DOTALL)
 _INNER_SPACE = re.compile(r"(?<=[(\[])\s+|\s+(?=[)\]])")  # "( 2, 3 )" -> "(2, 3)"
 _WHOLE_TEXT = re.compile(r"\\text\s*\{([^{}]*)\}")
 _CHOICE = re.compile(r"\(?([A-Ea-e])\)?")
+# A choice given with its value, as AMC solutions write it: `\text{(A) } 5`, `\text{(C)} \frac{1}{2}`, `(D) 12`.
+_CHOICE_AND_VALUE = re.compile(r"(?:\\text\s*\{\s*\(([A-Ea-e])\)\s*\}|\(([A-E])\))\s*\S.*")
 # Names that are math even though they are words; any other run of 2+ letters standing apart is prose.
 _MATH_WORDS = frozenset((
     "sin", "cos", "tan", "cot", "sec", "csc", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh",
@@ -36,6 +39,8 @@ _MATH_WORDS = frozenset((
 ))
 _WORD = re.compile(r"(?<![\dA-Za-z\\])[A-Za-z]{2,}(?![A-Za-z\d^_])")
 _NUMBER_LIST = re.compile(r"-?\d+(?:\.\d+)?(?:\s*,\s*-?\d+(?:\.\d+)?)+")
+# A repeating decimal: 0.\overline{3}, 0.1\overline{6}, 2.\overline{142857} (math-verify cannot read \overline).
+_REPEATING = re.compile(r"(?<![\d.])(-?)(\d*)\.(\d*)\s*\\overline\s*\{\s*(\d+)\s*\}")
 
 
 def group_end(text: str, i: int) -> int | None:
@@ -110,8 +115,21 @@ def _brace_short_args(text: str) -> str:
     return "".join(out) + text[last:]
 
 
+def _repeating_to_fraction(m: re.Match) -> str:
+    """`0.1\\overline{6}` -> `\\frac{1}{6}`: the exact value of a repeating decimal."""
+    sign, whole, fixed, period = m.groups()
+    value = Fraction(int(whole or "0")) + Fraction(int(fixed or "0"), 10 ** len(fixed))
+    value += Fraction(int(period), 10 ** len(fixed) * (10 ** len(period) - 1))
+    if sign:
+        value = -value
+    if value.denominator == 1:
+        return str(value.numerator)
+    return f"{'-' if value < 0 else ''}\\frac{{{abs(value.numerator)}}}{{{value.denominator}}}"
+
+
 def canonical_latex(text: str) -> str:
-    """One spelling of a LaTeX answer: no `\\dfrac`, `\\left`, spacing, degree signs, trailing units."""
+    """One spelling of a LaTeX answer: no `\\dfrac`, `\\left`, spacing, degree signs, trailing units;
+    a repeating decimal becomes its fraction."""
     text = " ".join(text.split())  # first, so "\\<tab>" is a TeX space like "\\ "
     if m := _DELIMITED.match(text):  # \(...\) or \[...\]
         text = (m.group(1) if m.group(1) is not None else m.group(2)).strip()
@@ -122,6 +140,7 @@ def canonical_latex(text: str) -> str:
     for pattern, replacement in _REWRITES:
         text = pattern.sub(replacement, text)
     text = _brace_short_args(text)
+    text = _REPEATING.sub(_repeating_to_fraction, text)
     while (m := _UNIT_TAIL.search(text)) and re.search(r"[\w})\]]\s*$", text[: m.start()]):
         text = text[: m.start()]
     text = _MEMBER_OF.sub("", text.strip())
@@ -147,7 +166,10 @@ def is_prose(answer: str) -> bool:
 
 
 def text_key(answer: str) -> str | None:
-    """How a text answer compares (`\\text{Evelyn}` = `Evelyn`, `(C)` = `C`, any case); None for math."""
+    """How a text answer compares (`\\text{Evelyn}` = `Evelyn`, `(C)` = `C` = `\\text{(C) }7`, any case);
+    None for math."""
+    if choice := _CHOICE_AND_VALUE.fullmatch(answer):
+        return (choice.group(1) or choice.group(2)).lower()
     whole = _WHOLE_TEXT.fullmatch(answer)
     inner = whole.group(1) if whole else (answer if "\\" not in answer else None)
     if inner is None:
