@@ -117,3 +117,18 @@ class TestMcOnTheSimulator:
         misses = engine.misses
         four, _ = _mc(simulated, engine=engine, rollouts=4)  # other k, same prefixes and seeds
         assert engine.misses == misses and engine.hits == misses // 2
+
+
+def test_omegaprm_after_mc_draws_its_rollouts_from_mcs_through_the_cache(simulated, tmp_path):
+    """Seeds come from the prefix, never from request ids: OmegaPRM's checks of a prefix MC already
+    rolled out (same sampling) are served by the rollout cache."""
+    from prefmill.tasks.process.omegaprm import OmegaConfig, omega_label
+
+    sim, chains, references, _ = simulated
+    engine = CachingEngine(ScriptedEngine(sim, name="sim"), RolloutCache(tmp_path))
+    _mc(simulated, engine=engine, rollouts=K)
+    mc_misses = engine.misses
+    omega_label(chains, references, engine=engine,
+                cfg=OmegaConfig(rollouts_per_check=K, max_tokens=256, temperature=0.8, seed=3), verify_cfg=VERIFY)
+    omega_hits, omega_misses = engine.hits, engine.misses - mc_misses
+    assert omega_hits > 0 and omega_hits >= 0.9 * (omega_hits + omega_misses)
