@@ -69,8 +69,15 @@ def test_prm_demo_labels_steps_on_the_real_model_and_trains_a_prm(tmp_path, real
     assert sum(row["chain_id"].endswith("-reference") for row in ds) == 4
     for row in ds:
         assert len(row["completions"]) == len(row["labels"]) == len(row["values"]) == len(row["rollout_counts"])
-        assert all(count == 4 for count in row["rollout_counts"])
-        assert [v > 0 for v in row["values"]] == row["labels"]
+        counts, values, labels = row["rollout_counts"], row["values"], row["labels"]
+        # k = 4 rollouts a step; the complete solution (stating its answer) is judged, not rolled out
+        assert all(count == 4 for count in counts[:-1]) and counts[-1] in (0, 4)
+        assert not any(a is False and b is True for i, a in enumerate(labels) for b in labels[i + 1:])  # monotone
+        if counts[-1] == 0 and values[-1] == 1.0:  # a verified-correct chain is a witness for every prefix
+            assert all(labels)
+        else:
+            first = labels.index(False) if False in labels else len(labels)
+            assert labels[:first] == [v > 0 for v in values[:first]]
         assert row["method"] == "mc" and row["engine"] == real_engine.fingerprint
 
     # A 135M policy rarely finishes even a reference prefix, so there may be no contrast to pair.
