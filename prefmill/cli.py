@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -12,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from prefmill.errors import PrefmillError
+from prefmill.errors import PrefmillError, StoreError, os_reason
 from prefmill.store import default_store
 
 app = typer.Typer(
@@ -57,14 +59,20 @@ def run(
 
     from prefmill import progress
     from prefmill.config import load_config
-
+    from prefmill.models import check_model
     from prefmill.sources import check_eval_files, load_prompts
+    from prefmill.store import check_writable
 
+    root = _store(store)
     try:
         cfg = load_config(config, set_ or [])
         load_prompts(cfg.source)  # a bad input fails here, in one line, before Prefect starts
         if cfg.decontamination.enabled:
             check_eval_files(cfg.decontamination.eval_files, field=cfg.decontamination.field)
+        for field, engine in _engines(cfg):
+            if engine.kind == "vllm":
+                check_model(engine.model, where=f"{config}: {field}.model")
+        check_writable(root, cfg.dataset)  # last: it creates the store folder when it is missing
     except PrefmillError as exc:
         _fail(exc)
     if cfg.flow == "process":
@@ -72,7 +80,6 @@ def run(
     else:
         from prefmill.flows.preference import preference as run_flow
 
-    root = _store(store)
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err)
     ids: dict[str, int] = {}
 
@@ -83,14 +90,48 @@ def run(
 
     progress.add_listener(listener)
     try:
-        with bar:
+        with bar, _no_console_tracebacks():
             result = run_flow(config=cfg.model_dump(mode="json"), store=str(root))
     except PrefmillError as exc:
         _fail(exc)
+    except OSError as exc:  # a full disk or a permission lost during the run, in any stage
+        _fail(StoreError(f"{exc.filename or root}: {os_reason(exc)}", hint="fix it and rerun: finished stages are cached"))
     finally:
         progress.remove_listener(listener)
     _print_summary(result)
     console.print(result["path"], highlight=False, soft_wrap=True)
+
+
+def _engines(cfg) -> list[tuple[str, object]]:
+    """(field, engine) for every engine a recipe names: policy, judge, RISE editor, CREAM judge."""
+    named = [("engine", cfg.engine), ("judge.engine", cfg.judge.engine), ("rise.engine", cfg.rise.engine),
+             ("filters.cream_judge", getattr(cfg.filters, "cream_judge", None))]
+    return [(field, engine) for field, engine in named if engine is not None]
+
+
+@contextmanager
+def _no_console_tracebacks() -> Iterator[None]:
+    """Prefect logs a failed task's traceback to the console; for an error this command reports in one
+    line (a `PrefmillError`, an `OSError`) the console shows Prefect's line without it (the UI keeps it)."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    original = PrefectConsoleHandler.format
+
+    def format(self, record):
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, (PrefmillError, OSError)):
+            return original(self, record)
+        saved, (record.exc_info, record.exc_text) = (record.exc_info, record.exc_text), (None, None)
+        try:
+            return original(self, record)
+        finally:
+            record.exc_info, record.exc_text = saved
+
+    PrefectConsoleHandler.format = format
+    try:
+        yield
+    finally:
+        PrefectConsoleHandler.format = original
 
 
 def _print_summary(result: dict) -> None:
@@ -132,26 +173,56 @@ def _pair_rows(table: Table, s: dict, p: dict) -> None:
         table.add_row(name, str(value))
 
 
+def _check_dataset(dataset: str) -> None:
+    from prefmill.store import check_dataset_name
+
+    try:
+        check_dataset_name(dataset)
+    except PrefmillError as exc:
+        _fail(exc)
+
+
 @app.command()
 def versions(dataset: Annotated[str, typer.Argument(help="Dataset name.")], store: StoreOpt = None) -> None:
-    """List a dataset's versions, oldest first."""
-    from prefmill.store import read_manifest, version_names
+    """List a dataset's versions, oldest first; warns about version folders that cannot be listed."""
+    from rich.markup import escape
 
+    from prefmill.store import missing_manifests, read_manifest, version_names
+
+    _check_dataset(dataset)
     root = _store(store)
+    for folder in missing_manifests(root, dataset):
+        _warn(f"{folder}: no manifest.json, so this version is not listed or queried (an interrupted copy, or "
+              "the manifest was deleted)")
     names = version_names(root, dataset)
-    if not names:
+    rows = []
+    for name in names:
+        try:
+            m = read_manifest(root, dataset, name)
+        except PrefmillError as exc:
+            _warn(f"{exc.message}; version {name} is not listed")
+            continue
+        st = m.get("stats") if isinstance(m.get("stats"), dict) else {}
+        rows.append((name, m.get("parent") or "-", m.get("created_at", "-"), _stat(st, "samples", "samples"),
+                     _stat(st, "pairs", "pairs"), m.get("engine", "-")))
+    if not rows:
         _fail(PrefmillError(f"{root / dataset}: no versions of dataset {dataset!r}", hint="run `prefmill run CONFIG` first"))
-    table = Table(title=f"{dataset} in {root}")
+    table = Table(title=escape(f"{dataset} in {root}"))
     for col in ("version", "parent", "created_at", "samples", "pairs", "engine"):
         table.add_column(col)
-    for name in names:
-        m = read_manifest(root, dataset, name)
-        st = m.get("stats", {})
-        table.add_row(
-            name, m.get("parent") or "-", m["created_at"], str(st.get("samples", {}).get("samples", "-")),
-            str(st.get("pairs", {}).get("pairs", "-")), m.get("engine", "-"),
-        )
+    for row in rows:
+        table.add_row(*(escape(str(v)) for v in row))
     console.print(table)
+
+
+def _stat(stats: dict, section: str, key: str) -> str:
+    return str(part.get(key, "-")) if isinstance(part := stats.get(section), dict) else "-"
+
+
+def _warn(text: str) -> None:
+    from rich.markup import escape
+
+    err.print(f"[yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -163,6 +234,7 @@ def show(
     """Show a version's manifest: files, rows, stats, engine and recipe."""
     from prefmill.store import read_manifest
 
+    _check_dataset(dataset)
     try:
         manifest = read_manifest(_store(store), dataset, version)
     except PrefmillError as exc:
@@ -184,17 +256,17 @@ def query(
     dataset: Annotated[str, typer.Option(help="Restrict the views to one dataset.")] = "*",
 ) -> None:
     """Query every published version with DuckDB; views carry `dataset` and `version` columns."""
-    from rich.markup import escape
-
     from prefmill.query import run_query
 
+    if dataset != "*":
+        _check_dataset(dataset)
     skipped: list[str] = []
     try:
         frame = run_query(_store(store), sql, dataset=dataset, skipped=skipped)
     except PrefmillError as exc:
         _fail(exc)
     for line in skipped:
-        err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
+        _warn(line)
     if format is Format.csv:
         sys.stdout.write(frame.write_csv())
     elif format is Format.json:

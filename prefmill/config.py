@@ -11,9 +11,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from prefmill.engine_config import EngineConfig
-from prefmill.errors import ConfigError
+from prefmill.errors import ConfigError, cut
 from prefmill.preference_config import FiltersConfig, PairsConfig
+from prefmill.recipe_yaml import RecipeProblem, parse_yaml, read_recipe_text
 from prefmill.rise_config import RiseConfig
+from prefmill.strict import strict_errors
 
 
 class _Strict(BaseModel):
@@ -195,7 +197,7 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any, *, origin: str) -
     for key in keys[:-1]:
         child = node.setdefault(key, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"{origin}: cannot set {dotted!r}: {key!r} is not a section")
+            raise ConfigError(f"{origin}: cannot set {cut(repr(dotted))}: {cut(repr(key))} is not a section")
         node = child
     node[keys[-1]] = value
 
@@ -205,18 +207,34 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     out = json.loads(json.dumps(data))
     for item in overrides:
         key, sep, raw = item.partition("=")
+        origin = f"--set {cut(repr(item))}"
         if not sep or not key.strip():
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE", hint="e.g. --set generate.n=8")
-        _set_dotted(out, key.strip(), yaml.safe_load(raw), origin=f"--set {item!r}")
+            raise ConfigError(f"{origin}: expected KEY=VALUE", hint="e.g. --set generate.n=8")
+        try:
+            value = parse_yaml(raw, name="--set")
+        except (yaml.YAMLError, RecursionError) as exc:
+            problem = cut(exc) if isinstance(exc, RecipeProblem) else getattr(exc, "problem", None) or cut(exc)
+            raise ConfigError(
+                f"{origin}: the value is not valid YAML ({problem})", hint="quote text, e.g. --set 'generate.stop=[\"\\n\\n\"]'"
+            ) from None
+        _set_dotted(out, key.strip(), value, origin=origin)
     return out
 
 
-def _format_errors(origin: str, exc: ValidationError) -> str:
+def _format_errors(origin: str, exc: ValidationError | None, strict: dict[tuple[str, ...], str]) -> str:
     lines = [f"{origin}: invalid recipe"]
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        got = "" if err["type"] in ("missing", "value_error") else f" (got {err['input']!r})"
-        lines.append(f"  {where}: {err['msg']}{got}")
+    shown = set()
+    for err in exc.errors() if exc is not None else ():
+        loc = tuple(str(p) for p in err["loc"])
+        if loc in strict:
+            if loc not in shown:
+                lines.append(f"  {'.'.join(loc)}: {strict[loc]}")
+                shown.add(loc)
+            continue
+        where = ".".join(loc) or "(top level)"
+        got = "" if err["type"] in ("missing", "value_error") else f" (got {cut(repr(err['input']))})"
+        lines.append(f"  {where}: {cut(err['msg'], 500)}{got}")
+    lines += [f"  {'.'.join(loc)}: {msg}" for loc, msg in strict.items() if loc not in shown]
     return "\n".join(lines)
 
 
@@ -225,7 +243,10 @@ def _from_recipe_folder(value: Any, base: Path) -> Any:
     if not isinstance(value, str):
         return value
     path = Path(value).expanduser()
-    return str((base / path).resolve()) if not path.is_absolute() and (base / path).exists() else value
+    try:
+        return str((base / path).resolve()) if not path.is_absolute() and (base / path).exists() else value
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        return value
 
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:
@@ -238,24 +259,43 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
 
 
 def validate_config(data: Any, *, origin: str = "config") -> RunConfig:
+    """A recipe (a mapping of sections) as a `RunConfig`; every bad field is listed in one `ConfigError`.
+
+    Scalar fields are strict: a quoted number for a number, 4.0 for an integer or "yes" for a boolean
+    is refused, naming the field, the type expected and the value given."""
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: expected a mapping of sections, got {type(data).__name__}")
+    strict = strict_errors(RunConfig, data)
     try:
-        return RunConfig.model_validate(data)
+        cfg = RunConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(origin, exc), hint="see configs/demo.yaml for every key") from None
+        raise ConfigError(_format_errors(origin, exc, strict), hint="see configs/demo.yaml for every key") from None
+    except RecursionError:
+        raise ConfigError(f"{origin}: nested too deeply (a value that contains itself?)") from None
+    if strict:
+        raise ConfigError(_format_errors(origin, None, strict), hint="see configs/demo.yaml for every key")
+    return cfg
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
-    """Read, override and validate a recipe; a relative `source.path` is taken from the recipe's folder."""
+    """Read, override and validate a recipe; a relative `source.path` is taken from the recipe's folder.
+
+    Refused with a `ConfigError` naming the file (and line where there is one): a folder, a file over
+    1 MB, text that is not UTF-8, invalid YAML, a key given twice in one mapping, aliases that expand
+    to more than 100,000 values or contain themselves, nesting too deep to parse."""
     path = Path(path)
+    text = read_recipe_text(path)
     try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such recipe file") from None
+        data = parse_yaml(text, name=str(path))
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{path}: {_yaml_problem(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to parse") from None
     if isinstance(data, dict):
         data = apply_overrides(data, overrides or [])
         _resolve_paths(data, path.parent)
     return validate_config(data, origin=str(path))
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    return cut(exc, 1000) if isinstance(exc, RecipeProblem) else f"not valid YAML: {cut(exc, 1000)}"

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 
-from prefmill.errors import ModelError
+from prefmill.errors import ModelError, cut
 
 DEFAULT_MODEL = "default"
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
@@ -87,10 +88,38 @@ def prepare_default_model(*, force: bool = False) -> Path:
     return target
 
 
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+
+
+def check_model(model: str, *, where: str = "engine.model") -> None:
+    """A model that is meant as a local path must be there: `/abs/path`, `./rel`, `~/x`, `a/b/c` (a Hub
+    id is `name` or `owner/name`), or any path that exists. Without this, vLLM reports a missing folder
+    as an invalid Hub repository id."""
+    if model == DEFAULT_MODEL:
+        return
+    path = Path(model).expanduser()
+    try:
+        if path.is_dir():
+            return
+        if path.exists():
+            if path.suffix == ".gguf":  # vLLM loads a single GGUF file
+                return
+            raise ModelError(f"{where}: no model folder at {cut(path)}: it is a file", hint="give a model folder, a Hub id or `default`")
+    except OSError as exc:  # a name too long for the file system
+        raise ModelError(f"{where}: no model folder at {cut(repr(model))}: {exc.strerror or exc}") from None
+    if model.startswith(("/", ".", "~")) or _HUB_ID.fullmatch(model) is None:
+        raise ModelError(
+            f"{where}: no model folder at {cut(path)}",
+            hint="a model is a local folder (absolute, or relative to the working directory), a Hub id "
+            "such as HuggingFaceTB/SmolLM2-135M-Instruct, or `default`",
+        )
+
+
 def resolve_model(model: str) -> str:
     """`default` means the packaged SmolLM2; anything else is a local folder or a Hub model id."""
     if model == DEFAULT_MODEL:
         return str(prepare_default_model())
+    check_model(model)
     return model
 
 

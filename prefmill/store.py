@@ -12,9 +12,11 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,10 +24,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from prefmill.errors import StoreError
+from prefmill.errors import StoreError, cut, os_reason
 
 _VERSION = re.compile(r"^v(\d{4,})$")
 MANIFEST = "manifest.json"
+DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+"""What `dataset:` in a recipe may be: a single folder name inside the store (no `/`, no leading `.`)."""
+STAGING = ".staging-"
+STALE_STAGING_SECONDS = 3600
+"""A staging folder untouched this long is a leftover of a killed writer; younger ones may be in use."""
 
 
 def default_store() -> Path:
@@ -59,6 +66,54 @@ def git_sha() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def check_dataset_name(dataset: str) -> None:
+    """Refuse a name that is not one folder inside the store (`../x`, `a/b`, `.cache`)."""
+    if not DATASET_NAME.fullmatch(dataset):
+        raise StoreError(
+            f"dataset name {cut(repr(dataset))} is not valid: expected letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit",
+            hint="list datasets with `prefmill query \"select distinct dataset from samples\"`",
+        )
+
+
+def check_writable(root: Path, dataset: str) -> None:
+    """Before a run: the store, its `.cache` and the dataset's folder are folders this process can write.
+
+    Nothing is created unless every check passes (then the store folder itself, as the run would)."""
+    if root.exists() and not root.is_dir():
+        raise StoreError(f"{root}: the store is a file, not a folder", hint="give --store a folder (or a path to create)")
+    for path, what in ((root / dataset, "a dataset folder"), (root / ".cache", "a folder")):
+        if path.exists() and not path.is_dir():
+            raise StoreError(f"{path}: is a file, not {what}", hint="move it away; prefmill keeps its own folders there")
+    existing = next((p for p in (root, *root.absolute().parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise StoreError(f"{root}: cannot create the store: {existing} is a file, not a folder")
+    hint = "give --store a folder you can write, or ask for write access"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"{root}: cannot create the store: {os_reason(exc)}", hint=hint) from None
+    for folder in (root, root / dataset, root / ".cache", root / ".cache" / "rollouts", root / ".cache" / dataset):
+        if not folder.is_dir():
+            continue
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".prefmill-probe-", dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise StoreError(f"{folder}: cannot write to the store: {os_reason(exc)}", hint=hint) from None
+
+
+def missing_manifests(root: Path, dataset: str) -> list[Path]:
+    """Version folders without a manifest: an interrupted copy or a deleted manifest. They hold their
+    number but are no version: not listed, not queried."""
+    folder = root / dataset
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if _VERSION.match(p.name) and p.is_dir() and not (p / MANIFEST).is_file()]
+    return sorted(found, key=lambda p: int(p.name[1:]))
+
+
 def version_names(root: Path, dataset: str) -> list[str]:
     folder = root / dataset
     if not folder.is_dir():
@@ -67,7 +122,23 @@ def version_names(root: Path, dataset: str) -> list[str]:
     return sorted(names, key=lambda n: int(n[1:]))
 
 
+def _load_manifest(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise StoreError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})",
+                         hint="the version is damaged: restore the manifest from a backup") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = os_reason(exc) if isinstance(exc, OSError) else "not UTF-8 text"
+        raise StoreError(f"{path}: cannot read the manifest: {reason}") from None
+    if not isinstance(data, dict):
+        raise StoreError(f"{path}: expected a JSON object, got {type(data).__name__}",
+                         hint="the version is damaged: restore the manifest from a backup")
+    return data
+
+
 def read_manifest(root: Path, dataset: str, version: str | None = None) -> dict[str, Any]:
+    check_dataset_name(dataset)
     names = version_names(root, dataset)
     if not names:
         raise StoreError(f"{root / dataset}: no versions of dataset {dataset!r}", hint="run `prefmill run CONFIG` first")
@@ -75,8 +146,8 @@ def read_manifest(root: Path, dataset: str, version: str | None = None) -> dict[
     if name.isdigit():
         name = f"v{int(name):04d}"
     if name not in names:
-        raise StoreError(f"{root / dataset}: no version {name!r}; versions are {', '.join(names)}")
-    return json.loads((root / dataset / name / MANIFEST).read_text())
+        raise StoreError(f"{root / dataset}: no version {cut(repr(name))}; versions are {cut(', '.join(names))}")
+    return _load_manifest(root / dataset / name / MANIFEST)
 
 
 def previous_iteration(root: Path, dataset: str, engine: str) -> str | None:
@@ -111,10 +182,18 @@ def publish_version(
     info: dict[str, Any] | None = None,
     split: str = "train",
 ) -> Version:
-    """Write `tables` (config name -> table, written with its own schema) as the next version."""
+    """Write `tables` (config name -> table, written with its own schema) as the next version.
+
+    The version folder is created with the umask's mode (0755 under the usual 022), so other users of
+    a shared store can read it. A write that fails (a full disk, no permission) leaves nothing behind and
+    raises a `StoreError`; staging folders of writers killed more than an hour ago are removed."""
     folder = root / dataset
-    folder.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _remove_stale_staging(folder)
+        staging = _make_staging(folder)
+    except OSError as exc:
+        raise StoreError(f"{folder}: cannot publish a version: {os_reason(exc)}", hint=_WRITE_HINT) from None
     try:
         files: dict[str, dict[str, Any]] = {}
         for name, table in tables.items():
@@ -127,7 +206,10 @@ def publish_version(
         while True:
             names = version_names(root, dataset)
             if names:
-                latest = json.loads((folder / names[-1] / MANIFEST).read_text())
+                try:
+                    latest = _load_manifest(folder / names[-1] / MANIFEST)
+                except StoreError:  # a damaged latest version is never "identical": publish a new one
+                    latest = {}
                 if latest.get("content_hash") == content_hash:
                     shutil.rmtree(staging)
                     return Version(dataset, names[-1], folder / names[-1], latest, created=False)
@@ -154,9 +236,51 @@ def publish_version(
                     continue
                 raise
             return Version(dataset, name, folder / name, manifest, created=True)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise StoreError(f"{folder}: cannot publish a version: {os_reason(exc)}", hint=_WRITE_HINT) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+_WRITE_HINT = "free space or get write access in the store, then rerun the same command: finished stages are cached"
+
+
+def _make_staging(folder: Path) -> Path:
+    """A fresh staging folder; `os.mkdir` (unlike `mkdtemp`'s 0700) follows the umask."""
+    while True:
+        path = folder / f"{STAGING}{secrets.token_hex(8)}"
+        try:
+            os.mkdir(path)
+            return path
+        except FileExistsError:
+            continue
+
+
+def _newest_mtime(path: Path) -> float:
+    newest = path.stat().st_mtime
+    for parent, dirs, files in os.walk(path):
+        for name in (*dirs, *files):
+            try:
+                newest = max(newest, os.stat(os.path.join(parent, name)).st_mtime)
+            except OSError:
+                continue
+    return newest
+
+
+def _remove_stale_staging(folder: Path, *, max_age: float = STALE_STAGING_SECONDS) -> list[Path]:
+    """Remove staging folders in which nothing changed for `max_age` seconds (a SIGKILLed writer's)."""
+    removed = []
+    now = time.time()
+    for path in folder.glob(f"{STAGING}*"):
+        try:
+            if path.is_dir() and now - _newest_mtime(path) > max_age:
+                shutil.rmtree(path)
+                removed.append(path)
+        except OSError:  # another writer removed or renamed it meanwhile
+            continue
+    return removed
 
 
 def datasets_in(root: Path) -> list[str]:

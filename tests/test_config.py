@@ -195,3 +195,105 @@ def test_a_secret_in_engine_base_url_is_refused_without_echoing_it(url):
         assert "hunter2" not in str(info.value)
     assert validate_config({"dataset": "x", "source": {"path": "p.jsonl"},
                             "engine": {"kind": "openai", "base_url": "http://127.0.0.1:8000/v1?model=a"}})
+
+
+class TestStrictScalars:
+    """pydantic's lax mode would turn "6" and 4.0 into 6 and "yes" into True; a recipe is refused instead."""
+
+    @pytest.mark.parametrize(("section", "value", "message"), [
+        ({"generate": {"n": "6"}}, None, "generate.n: expected an integer, got text '6'"),
+        ({"generate": {"n": 4.0}}, None, "generate.n: expected an integer, got 4.0"),
+        ({"generate": {"seed": True}}, None, "generate.seed: expected an integer, got true"),
+        ({"vote": {"enabled": "yes"}}, None, "vote.enabled: expected true or false, got text 'yes'"),
+        ({"vote": {"enabled": 1}}, None, "vote.enabled: expected true or false, got 1"),
+        ({"generate": {"temperature": "0.5"}}, None, "generate.temperature: expected a number, got text '0.5'"),
+        ({"source": {"path": "x", "limit": "10"}}, None, "source.limit: expected an integer, got text '10'"),
+        ({"engine": {"max_model_len": 2048.0}}, None, "engine.max_model_len: expected an integer, got 2048.0"),
+        ({"rise": {"ratio": "1"}}, None, "rise.ratio: expected a number, got text '1'"),
+        ({"pairs": {"curriculum": "no"}}, None, "pairs.curriculum: expected true or false, got text 'no'"),
+        ({"filters": {"cream_judge": {"seed": "1"}}}, None, "filters.cream_judge.seed: expected an integer, got text '1'"),
+        ({"process": {"rollouts": 8.5}}, None, "process.rollouts: expected an integer, got 8.5"),
+    ])
+    def test_refused_with_field_type_and_value(self, section, value, message):
+        data = {"dataset": "d", "source": {"path": "x"}}
+        data.update(section)
+        with pytest.raises(ConfigError) as info:
+            validate_config(data, origin="r.yaml")
+        assert info.value.message == f"r.yaml: invalid recipe\n  {message}"
+
+    def test_an_int_for_a_float_and_lists_for_tuples_are_fine(self):
+        cfg = validate_config({"dataset": "d", "source": {"path": "x"}, "generate": {"temperature": 1, "stop": ["a"]},
+                               "rise": {"error_types": ["change_number"], "ratio": None}})
+        assert (cfg.generate.temperature, cfg.generate.stop, cfg.rise.error_types) == (1.0, ("a",), ("change_number",))
+
+    def test_strict_and_other_errors_are_listed_together_once(self):
+        with pytest.raises(ConfigError) as info:
+            validate_config({"dataset": "d", "source": {"path": "x"}, "generate": {"n": "6", "top_p": 0, "nn": 1}})
+        lines = info.value.message.splitlines()[1:]
+        assert sorted(lines) == sorted([
+            "  generate.n: expected an integer, got text '6'",
+            "  generate.top_p: Input should be greater than 0 (got 0)",
+            "  generate.nn: Extra inputs are not permitted (got 1)",
+        ])
+
+    def test_every_shipped_recipe_loads_and_round_trips(self):
+        for path in sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml")):
+            cfg = load_config(path)
+            assert validate_config(cfg.model_dump(mode="json")) == cfg, path
+
+
+class TestHostileYaml:
+    def test_duplicate_key(self, recipe_dir):
+        path = _write(recipe_dir, MINIMAL + "generate:\n  n: 3\n  seed: 1\n  n: 5\n")
+        with pytest.raises(ConfigError) as info:
+            load_config(path)
+        assert info.value.message == f"{path}: duplicate key 'n' (lines 5 and 7)"
+
+    def test_small_anchors_and_merge_keys_are_fine(self, recipe_dir):
+        text = MINIMAL + "judge:\n  engine: &e {kind: scripted, seed: 3}\nrise:\n  engine:\n    <<: *e\n    seed: 4\n"
+        cfg = load_config(_write(recipe_dir, text))
+        assert (cfg.judge.engine.seed, cfg.rise.engine.seed, cfg.rise.engine.kind) == (3, 4, "scripted")
+
+    def test_billion_laughs_is_refused_quickly_and_briefly(self, recipe_dir):
+        lines = ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+        lines += [f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]" for p, c in zip("abcdefgh", "bcdefghi")]
+        path = _write(recipe_dir, MINIMAL + "x:\n" + "".join(f"  {line}\n" for line in lines))
+        with pytest.raises(ConfigError) as info:
+            load_config(path)
+        assert info.value.message.startswith(f"{path}: aliases expand to more than 100000 values")
+        assert len(str(info.value)) < 300
+
+    def test_recursive_alias(self, recipe_dir):
+        path = _write(recipe_dir, MINIMAL + "x: &x [*x]\n")
+        with pytest.raises(ConfigError) as info:
+            load_config(path)
+        assert info.value.message == f"{path}: line 4: recursive alias (a value that contains itself)"
+
+    def test_too_big(self, recipe_dir):
+        path = _write(recipe_dir, MINIMAL + "#" * 1_200_000 + "\n")
+        with pytest.raises(ConfigError) as info:
+            load_config(path)
+        assert info.value.message == f"{path}: 1.2 MB; a recipe may be at most 1 MB"
+
+    def test_not_utf8(self, recipe_dir):
+        path = recipe_dir / "r.yaml"
+        path.write_bytes(MINIMAL.encode() + b"# \xff\n")
+        with pytest.raises(ConfigError) as info:
+            load_config(path)
+        assert info.value.message == f"{path}: line 4: not UTF-8 text (byte 0xff)"
+
+    def test_a_folder(self, recipe_dir):
+        with pytest.raises(ConfigError) as info:
+            load_config(recipe_dir)
+        assert info.value.message == f"{recipe_dir}: is a folder, not a recipe file"
+
+    def test_huge_value_is_cut_in_the_message(self, recipe_dir):
+        path = _write(recipe_dir, MINIMAL + f"generate:\n  n: '{'9' * 100_000}'\n")
+        with pytest.raises(ConfigError) as info:
+            load_config(path)
+        assert "more characters)" in info.value.message and len(info.value.message) < 600
+
+    def test_override_value_not_yaml(self, recipe_dir):
+        with pytest.raises(ConfigError) as info:
+            load_config(_write(recipe_dir, MINIMAL), ["generate.stop=[a"])
+        assert info.value.message.startswith("--set 'generate.stop=[a': the value is not valid YAML (")

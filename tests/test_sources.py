@@ -123,7 +123,69 @@ class TestLoadPrompts:
         path = _jsonl(tmp_path / "p.jsonl", [{"question": 5, "answer": "1"}])
         with pytest.raises(InputError) as info:
             _load(path)
-        assert info.value.message == f"{path}: field 'question' must be text, got Int64"
+        assert info.value.message == f"{path}: row 1, field 'question': expected text, got number 5"
+
+    def test_a_number_among_text_questions_is_refused_not_converted(self, tmp_path):
+        path = _jsonl(tmp_path / "p.jsonl", [{"question": "a", "answer": "1"}, "", {"question": 42, "answer": "1"}])
+        with pytest.raises(InputError) as info:
+            _load(path)
+        assert info.value.message == f"{path}: row 3, field 'question': expected text, got number 42"
+
+    def test_a_bad_row_outside_the_window_is_ignored(self, tmp_path):
+        path = _jsonl(tmp_path / "p.jsonl", [{"question": 42, "answer": "1"}, {"question": "b", "answer": "2"}])
+        assert _load(path, offset=1)["question"].to_list() == ["b"]
+
+    @pytest.mark.parametrize(("value", "got"), [("NaN", "NaN"), ("Infinity", "Infinity"), ("-Infinity", "-Infinity")])
+    def test_non_finite_reference(self, tmp_path, value, got):
+        path = _jsonl(tmp_path / "p.jsonl", [f'{{"question": "a", "answer": {value}}}'])
+        with pytest.raises(InputError) as info:
+            _load(path)
+        assert info.value.message == f"{path}: row 1, field 'answer': expected text or a finite number, got {got}"
+
+    def test_parquet_nan_reference_names_the_row(self, tmp_path):
+        path = tmp_path / "p.parquet"
+        pl.DataFrame({"question": ["x", "y"], "answer": [2.0, float("nan")]}).write_parquet(path)
+        with pytest.raises(InputError) as info:
+            _load(path)
+        assert info.value.message == f"{path}: row 2, field 'answer': expected text or a finite number, got NaN"
+
+    def test_parquet_reference_of_another_type(self, tmp_path):
+        path = tmp_path / "p.parquet"
+        pl.DataFrame({"question": ["x"], "answer": [True]}).write_parquet(path)
+        with pytest.raises(InputError) as info:
+            _load(path)
+        assert info.value.message == f"{path}: row 1, field 'answer': expected text or a number, got true (the column is Boolean)"
+
+    def test_not_utf8_names_row_and_column(self, tmp_path):
+        path = tmp_path / "p.jsonl"
+        path.write_bytes(b'{"question": "a", "answer": "1"}\n{"question": "\xff", "answer": "1"}\n')
+        with pytest.raises(InputError) as info:
+            _load(path)
+        assert info.value.message == f"{path}: row 2: not UTF-8 text (byte 0xff at column 15)"
+        assert info.value.hint == "save the file as UTF-8"
+
+    def test_byte_order_mark_is_accepted(self, tmp_path):
+        path = tmp_path / "p.jsonl"
+        path.write_bytes(b'\xef\xbb\xbf{"question": "a", "answer": "1"}\n')
+        assert _load(path)["question"].to_list() == ["a"]
+        path.write_bytes(b'\xef\xbb\xbf{"question": "\xff", "answer": "1"}\n')
+        with pytest.raises(InputError) as info:
+            _load(path)
+        assert info.value.message == f"{path}: row 1: not UTF-8 text (byte 0xff at column 15)"
+
+    def test_empty_file(self, tmp_path):
+        path = tmp_path / "p.jsonl"
+        path.write_text("\n\n")
+        with pytest.raises(InputError) as info:
+            _load(path)
+        assert info.value.message == f"{path}: no rows"
+
+    def test_offset_past_the_end(self, tmp_path):
+        path = _jsonl(tmp_path / "p.jsonl", [{"question": f"q{i}", "answer": str(i)} for i in range(6)])
+        for offset in (6, 9):
+            with pytest.raises(InputError) as info:
+                _load(path, offset=offset)
+            assert info.value.message == f"{path}: source.offset is {offset} but the file has 6 rows"
 
     def test_custom_fields_and_no_reference(self, tmp_path):
         path = _jsonl(tmp_path / "p.jsonl", [{"problem": "a"}, {"problem": "b"}])
@@ -144,7 +206,6 @@ class TestLoadPrompts:
         out = _load(path, offset=2, limit=3)
         assert out.select("question", "reference_answer", "source_row").rows() == [("q2", "2", 2), ("q3", "3", 3), ("q4", "4", 4)]
         assert _load(path, offset=5, limit=10)["question"].to_list() == ["q5"]
-        assert _load(path, offset=9).height == 0
 
     def test_prompt_id_independent_of_row_order(self, tmp_path):
         rows = [{"question": f"question {i}", "answer": str(i)} for i in range(5)]
@@ -154,9 +215,22 @@ class TestLoadPrompts:
 
     def test_duplicates_keep_first(self, tmp_path):
         path = _jsonl(tmp_path / "p.jsonl", [
+            {"question": "a  b", "answer": "x = 1\n#### 1"}, {"question": "c", "answer": "3"},
+            {"question": "a b", "answer": "so 1\n#### 1"},
+        ])
+        assert _load(path).select("question", "reference", "source_row").rows() == [
+            ("a  b", "x = 1\n#### 1", 0), ("c", "3", 1),
+        ]
+
+    def test_conflicting_duplicates_are_refused(self, tmp_path):
+        path = _jsonl(tmp_path / "p.jsonl", [
             {"question": "a  b", "answer": "1"}, {"question": "c", "answer": "3"}, {"question": "a b", "answer": "2"},
         ])
-        assert _load(path).select("question", "reference", "source_row").rows() == [("a  b", "1", 0), ("c", "3", 1)]
+        with pytest.raises(InputError) as info:
+            _load(path)
+        assert info.value.message == (
+            f"{path}: rows 1 and 3 have the same question (field 'question') but different references: '1' vs '2'"
+        )
 
     def test_gsm8k_first_row(self, gsm8k_test):
         out = _load(gsm8k_test, limit=1)
@@ -198,8 +272,25 @@ class TestLoadPromptsFromFolder:
         assert "source.split" in info.value.hint
 
     def test_nonexistent_path(self, tmp_path, hf_cache):
-        with pytest.raises(InputError, match=r"cannot load split 'train' as a local folder or Hub dataset"):
+        with pytest.raises(InputError) as info:
             _load(tmp_path / "missing")
+        assert info.value.message == f"{tmp_path / 'missing'}: no such file or folder"
+
+    def test_hub_dataset_while_offline(self, hf_cache):
+        with pytest.raises(InputError) as info:
+            _load("nobody-here/no-such-dataset")
+        assert info.value.message.startswith(
+            "nobody-here/no-such-dataset: cannot load split 'train' as a local folder or Hub dataset: "
+        )
+        assert len(info.value.message) < 400
+        assert "HF_HUB_OFFLINE is set" in info.value.hint
+
+    def test_non_utf8_file_in_a_folder(self, tmp_path, hf_cache):
+        folder = tmp_path / "ds"
+        folder.mkdir()
+        (folder / "train.jsonl").write_bytes(b'{"question": "\xff", "answer": "1"}\n')
+        with pytest.raises(InputError, match=rf"^{folder}: cannot load split 'train'"):
+            _load(folder)
 
     def test_empty_question_in_folder(self, tmp_path, hf_cache):
         folder = tmp_path / "ds"

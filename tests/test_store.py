@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import stat
 import threading
+import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -87,9 +90,10 @@ class TestPublishVersion:
 
         monkeypatch.setattr(store.pq, "write_table", write_then_fail)
 
-        with pytest.raises(OSError, match="disk full"):
+        with pytest.raises(StoreError) as info:
             publish_version(tmp_path, "ds", _tables(), config={})
 
+        assert info.value.message == f"{tmp_path / 'ds'}: cannot publish a version: disk full"
         assert len(written) == 1  # one file had been written into staging before the failure
         assert list((tmp_path / "ds").iterdir()) == []
         assert version_names(tmp_path, "ds") == []
@@ -176,7 +180,119 @@ class TestPublishVersion:
         assert v.name != "v0001"
 
 
+    def test_version_folder_follows_the_umask(self, tmp_path):
+        v = publish_version(tmp_path, "ds", _tables(), config={})
+        umask = os.umask(0o027)
+        os.umask(umask)
+        assert stat.S_IMODE(v.path.stat().st_mode) == 0o777 & ~umask  # 0755 under 022, not mkdtemp's 0700
+        assert stat.S_IMODE((v.path / SAMPLES_FILE).stat().st_mode) == 0o666 & ~umask
+
+    def test_stale_staging_is_removed_and_a_fresh_one_kept(self, tmp_path):
+        folder = tmp_path / "ds"
+        stale, fresh = folder / ".staging-killed", folder / ".staging-busy"
+        for path in (stale, fresh):
+            (path / "data" / "samples").mkdir(parents=True)
+            (path / "data" / "samples" / "part.parquet").write_bytes(b"half")
+        old = time.time() - 2 * 3600
+        for path in (stale / "data" / "samples" / "part.parquet", stale / "data" / "samples", stale / "data", stale):
+            os.utime(path, (old, old))
+        # A writer two hours in, still writing: its newest file is fresh, so it is not stale.
+        os.utime(fresh, (old, old))
+
+        publish_version(tmp_path, "ds", _tables(), config={})
+
+        assert sorted(p.name for p in folder.iterdir()) == [".staging-busy", "v0001"]
+
+    def test_damaged_latest_manifest_does_not_stop_publishing(self, tmp_path):
+        publish_version(tmp_path, "ds", _tables(), config={})
+        (tmp_path / "ds" / "v0001" / "manifest.json").write_text("{not json")
+
+        v = publish_version(tmp_path, "ds", _tables(), config={})
+
+        assert (v.name, v.created) == ("v0002", True)
+        assert (tmp_path / "ds" / "v0001" / "manifest.json").read_text() == "{not json"
+
+    def test_dataset_path_is_a_file(self, tmp_path):
+        (tmp_path / "ds").write_text("x")
+        with pytest.raises(StoreError, match=r"ds: cannot publish a version: File exists"):
+            publish_version(tmp_path, "ds", _tables(), config={})
+        assert (tmp_path / "ds").read_text() == "x"
+
+
+class TestCheckWritable:
+    def test_a_missing_store_is_created(self, tmp_path):
+        store.check_writable(tmp_path / "new" / "store", "ds")
+        assert (tmp_path / "new" / "store").is_dir()
+        assert list((tmp_path / "new" / "store").iterdir()) == []  # the probe file is gone
+
+    @pytest.mark.parametrize(("file", "message"), [
+        ("store", "{root}: the store is a file, not a folder"),
+        ("store/ds", "{root}/ds: is a file, not a dataset folder"),
+        ("store/.cache", "{root}/.cache: is a file, not a folder"),
+    ])
+    def test_files_where_folders_belong(self, tmp_path, file, message):
+        root = tmp_path / "store"
+        root.mkdir()
+        if file == "store":
+            root.rmdir()
+        (tmp_path / file).write_text("x")
+        with pytest.raises(StoreError) as info:
+            store.check_writable(root, "ds")
+        assert info.value.message == message.format(root=root)
+
+    def test_a_file_above_the_store(self, tmp_path):
+        (tmp_path / "plain").write_text("x")
+        with pytest.raises(StoreError) as info:
+            store.check_writable(tmp_path / "plain" / "store", "ds")
+        assert info.value.message == f"{tmp_path / 'plain' / 'store'}: cannot create the store: {tmp_path / 'plain'} is a file, not a folder"
+        assert not (tmp_path / "plain").is_dir()
+
+    def test_unwritable_folder(self, tmp_path, monkeypatch):
+        import errno
+
+        def refused(*a, dir=None, **kw):
+            raise PermissionError(errno.EACCES, "Permission denied", str(dir))
+
+        (tmp_path / "ds").mkdir()
+        monkeypatch.setattr(store.tempfile, "mkstemp", refused)
+        with pytest.raises(StoreError) as info:
+            store.check_writable(tmp_path, "ds")
+        assert info.value.message == f"{tmp_path}: cannot write to the store: Permission denied"
+
+
+class TestDatasetNames:
+    @pytest.mark.parametrize("name", ["../x", "..", ".", "a/b", ".cache", "", "-x", "x\n"])
+    def test_refused(self, tmp_path, name):
+        with pytest.raises(StoreError, match="is not valid"):
+            read_manifest(tmp_path, name)
+
+    def test_missing_manifests(self, tmp_path):
+        publish_version(tmp_path, "ds", _tables(0), config={})
+        publish_version(tmp_path, "ds", _tables(1), config={})
+        (tmp_path / "ds" / "v0001" / "manifest.json").unlink()
+        assert store.missing_manifests(tmp_path, "ds") == [tmp_path / "ds" / "v0001"]
+        assert version_names(tmp_path, "ds") == ["v0002"]
+
+
 class TestReadManifest:
+    @pytest.mark.parametrize(("text", "message"), [
+        ("{", "not valid JSON (Expecting property name enclosed in double quotes at line 1)"),
+        ("[1]", "expected a JSON object, got list"),
+    ])
+    def test_damaged_manifest(self, tmp_path, text, message):
+        publish_version(tmp_path, "ds", _tables(0), config={})
+        path = tmp_path / "ds" / "v0001" / "manifest.json"
+        path.write_text(text)
+        with pytest.raises(StoreError) as info:
+            read_manifest(tmp_path, "ds")
+        assert info.value.message == f"{path}: {message}"
+
+    def test_unknown_fields_of_a_newer_prefmill_are_kept(self, tmp_path):
+        publish_version(tmp_path, "ds", _tables(0), config={})
+        path = tmp_path / "ds" / "v0001" / "manifest.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "format": 9}))
+        assert read_manifest(tmp_path, "ds")["format"] == 9
+
     def test_latest_and_by_name_or_number(self, tmp_path):
         publish_version(tmp_path, "ds", _tables(0), config={})
         publish_version(tmp_path, "ds", _tables(1), config={})

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from prefmill.errors import InputError
+from prefmill.errors import InputError, OutputError
 from prefmill.verify_file import verify_file
 
 ROWS = [
@@ -87,14 +87,53 @@ class TestVerifyFile:
         assert list(tmp_path.iterdir()) == [src]
 
     def test_non_text_field(self, tmp_path):
-        src = _jsonl(tmp_path / "in.jsonl", [{"completion": ["a"], "reference": "1"}])
+        src = _jsonl(tmp_path / "in.jsonl", [{"completion": "1", "reference": "1"}, {"completion": ["a"], "reference": "1"}])
         with pytest.raises(InputError) as info:
             _run(src, tmp_path / "o.jsonl")
-        assert info.value.message == f"{src}: field 'completion' must be text, got List(String)"
+        assert info.value.message == f"{src}: row 2, field 'completion': expected text or a number, got a list [\"a\"]"
+
+    def test_non_text_parquet_column(self, tmp_path):
+        src = tmp_path / "in.parquet"
+        pl.DataFrame({"completion": [None, ["a"]], "reference": ["1", "2"]}).write_parquet(src)
+        with pytest.raises(InputError) as info:
+            _run(src, tmp_path / "o.jsonl")
+        assert info.value.message == (
+            f"{src}: row 2, field 'completion': expected text or a number, got a list [\"a\"] (the column is List(String))"
+        )
+
+    def test_nan_reference_names_the_row(self, tmp_path):
+        src = tmp_path / "in.parquet"
+        pl.DataFrame({"completion": ["#### 1", "#### 2"], "reference": [1.0, float("nan")]}).write_parquet(src)
+        with pytest.raises(InputError) as info:
+            _run(src, tmp_path / "o.jsonl")
+        assert info.value.message == f"{src}: row 2, field 'reference': expected text or a finite number, got NaN"
+
+    def test_not_utf8(self, tmp_path):
+        src = tmp_path / "in.jsonl"
+        src.write_bytes(b'{"completion": "\xe9", "reference": "1"}\n')
+        with pytest.raises(InputError) as info:
+            _run(src, tmp_path / "o.jsonl")
+        assert info.value.message == f"{src}: row 1: not UTF-8 text (byte 0xe9 at column 17)"
+        assert list(tmp_path.iterdir()) == [src]
+
+    def test_output_is_a_folder(self, tmp_path):
+        src = _jsonl(tmp_path / "in.jsonl", ROWS)
+        (tmp_path / "o.jsonl").mkdir()
+        with pytest.raises(OutputError) as info:
+            _run(src, tmp_path / "o.jsonl")
+        assert info.value.message == f"{tmp_path / 'o.jsonl'}: is a folder; --out needs a file name ending in .parquet or .jsonl"
+        assert list((tmp_path / "o.jsonl").iterdir()) == []
+
+    def test_empty_input(self, tmp_path):
+        src = tmp_path / "in.jsonl"
+        src.write_text("")
+        with pytest.raises(InputError) as info:
+            _run(src, tmp_path / "o.jsonl")
+        assert info.value.message == f"{src}: no rows"
 
     def test_unsupported_output_suffix(self, tmp_path):
         src = _jsonl(tmp_path / "in.jsonl", ROWS)
-        with pytest.raises(InputError) as info:
+        with pytest.raises(OutputError) as info:
             _run(src, tmp_path / "o.csv")
         assert info.value.message == f"{tmp_path / 'o.csv'}: unsupported output type '.csv'"
         assert info.value.hint == "use .parquet or .jsonl"
@@ -113,8 +152,10 @@ class TestVerifyFile:
 
         monkeypatch.setattr(pl.DataFrame, "write_ndjson", broken)
 
-        with pytest.raises(OSError, match="disk full"):
+        with pytest.raises(OutputError) as info:
             _run(src, out_dir / "o.jsonl")
+
+        assert info.value.message == f"{out_dir / 'o.jsonl'}: cannot write the output: disk full"
 
         assert list(out_dir.iterdir()) == []
 
@@ -129,7 +170,7 @@ class TestVerifyFile:
 
         monkeypatch.setattr(pl.DataFrame, "write_parquet", broken)
 
-        with pytest.raises(OSError):
+        with pytest.raises(OutputError, match="cannot write the output: disk full"):
             _run(_jsonl(tmp_path / "in2.jsonl", ROWS[:1]), out)
 
         assert out.read_bytes() == before

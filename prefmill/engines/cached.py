@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import threading
 import uuid
 from collections.abc import Sequence
@@ -21,6 +23,9 @@ import polars as pl
 
 from prefmill.atomic import write_atomically
 from prefmill.engines.base import Completion, Engine, GenRequest, GenResult, sample_seed
+from prefmill.errors import cut
+
+log = logging.getLogger("prefmill")
 
 _COLUMNS = {
     "key": pl.String,
@@ -53,11 +58,29 @@ class RolloutCache:
         self._lock = threading.Lock()
         self._entries: dict[str, Completion] = {}
         for shard in sorted(self.folder.glob("shard-*.parquet")):
-            for row in pl.read_parquet(shard).iter_rows(named=True):
+            try:
+                rows = pl.read_parquet(shard).select(list(_COLUMNS)).rows(named=True)
+            except Exception as exc:  # truncated, not Parquet, other columns: polars/arrow raise several types
+                self._move_aside(shard, exc)
+                continue
+            for row in rows:
                 self._entries[row["key"]] = Completion(
                     index=0, text=row["text"], num_tokens=row["num_tokens"],
                     mean_logprob=row["mean_logprob"], finish_reason=row["finish_reason"],
                 )
+
+    @staticmethod
+    def _move_aside(shard: Path, exc: Exception) -> None:
+        """An unreadable shard must not break every run of the store: its samples are generated again,
+        and the file is kept as `<shard>.corrupt` (which the loader ignores) for a look."""
+        aside = shard.with_name(shard.name + ".corrupt")
+        try:
+            os.replace(shard, aside)
+            where = f"moved aside to {aside.name}"
+        except OSError as move_exc:
+            where = f"left in place ({move_exc.strerror or move_exc})"
+        log.warning("%s: unreadable rollout-cache shard (%s: %s); %s, its samples will be generated again",
+                    shard, type(exc).__name__, cut(exc), where)
 
     def __len__(self) -> int:
         return len(self._entries)

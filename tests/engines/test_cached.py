@@ -79,3 +79,42 @@ def test_failed_requests_are_not_cached(tmp_path):
     assert engine.generate([_req("a")])[0].error == "RuntimeError: boom"
     assert engine.generate([_req("a")])[0].error == "RuntimeError: boom"
     assert inner.calls == 2 and len(engine.cache) == 0
+
+
+def _broken_shards(folder):
+    """Three shards: a good one, a truncated one (a killed copy, a full disk), one with other columns."""
+    import polars as pl
+
+    engine = CachingEngine(ScriptedEngine(_policy), RolloutCache(folder))
+    engine.generate([_req("a")])
+    engine.generate([_req("b")])
+    good, truncated = sorted(folder.glob("shard-*.parquet"), key=lambda p: p.stat().st_mtime_ns)
+    truncated.write_bytes(truncated.read_bytes()[:25])
+    pl.DataFrame({"other": [1]}).write_parquet(folder / "shard-zzzz.parquet")
+    return good, truncated, folder / "shard-zzzz.parquet"
+
+
+def test_unreadable_shards_are_moved_aside_with_a_warning(tmp_path, caplog):
+    good, truncated, foreign = _broken_shards(tmp_path)
+
+    with caplog.at_level("WARNING", logger="prefmill"):
+        cache = RolloutCache(tmp_path)
+
+    assert len(cache) == 2  # the good shard's two samples
+    assert good.is_file()
+    for bad in (truncated, foreign):
+        assert not bad.exists() and bad.with_name(bad.name + ".corrupt").is_file()
+    messages = [r.getMessage() for r in caplog.records if r.name == "prefmill"]
+    assert len(messages) == 2 and all("unreadable rollout-cache shard" in m and "moved aside" in m for m in messages)
+    assert all(len(m) < 600 for m in messages)
+
+
+def test_samples_of_an_unreadable_shard_are_generated_again(tmp_path):
+    _broken_shards(tmp_path)
+    inner = ScriptedEngine(_policy)
+    engine = CachingEngine(inner, RolloutCache(tmp_path))
+
+    engine.generate([_req("a"), _req("b")])
+
+    assert (engine.hits, engine.misses) == (2, 2)  # "a" from the good shard, "b" again
+    assert len(RolloutCache(tmp_path)) == 4  # and stored again, so the next run hits
