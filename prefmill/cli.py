@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from prefmill.errors import PrefmillError, StoreError, os_reason
+from prefmill.run_summary import summary_table
 from prefmill.store import default_store
 
 app = typer.Typer(
@@ -54,7 +55,7 @@ def run(
         typer.Option("--set", help="Override a recipe key: --set generate.n=8 (repeatable)."),
     ] = None,
 ) -> None:
-    """Run the preference flow of a recipe and publish a new dataset version."""
+    """Run a recipe (its preference or process flow) and publish a new dataset version."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from prefmill import progress
@@ -98,7 +99,7 @@ def run(
         _fail(StoreError(f"{exc.filename or root}: {os_reason(exc)}", hint="fix it and rerun: finished stages are cached"))
     finally:
         progress.remove_listener(listener)
-    _print_summary(result)
+    console.print(summary_table(result))
     console.print(result["path"], highlight=False, soft_wrap=True)
 
 
@@ -132,45 +133,6 @@ def _no_console_tracebacks() -> Iterator[None]:
         yield
     finally:
         PrefectConsoleHandler.format = original
-
-
-def _print_summary(result: dict) -> None:
-    s = result["stats"]["samples"]
-    title = f"{result['dataset']} {result['version']}" + ("" if result["created"] else " (unchanged: identical to latest)")
-    table = Table(title=title, show_header=True)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    rows = [("prompts", s["prompts"]), ("samples", s["samples"]), ("correct samples", s["correct"]),
-            ("accuracy", s["accuracy"]), ("engine failures", s["engine_failures"])]
-    if "steps" in result["stats"]:
-        st = result["stats"]["steps"]
-        rows += [
-            ("chains labelled", f"{st['published']} of {st['chains']}"),
-            ("steps (+/-)", f"{st['steps']} ({st['positive_steps']}/{st['negative_steps']})"),
-            ("chains with an error", st["chains_with_error"]),
-            ("rollout tokens", st["rollout_tokens"]),
-            ("rollout cache hits/misses", f"{st['rollout_cache']['hits']}/{st['rollout_cache']['misses']}"),
-        ]
-    for name, value in rows:
-        table.add_row(name, str(value))
-    if "pairs" in result["stats"]:
-        _pair_rows(table, result["stats"]["samples"], result["stats"]["pairs"])
-    if "rise" in result["stats"]:
-        r = result["stats"]["rise"]
-        table.add_row("RISE edits kept", f"{r['kept']} of {r['edits']} ({', '.join(f'{k}={v}' for k, v in r['by_editor'].items()) or '-'})")
-        table.add_row("RISE edits dropped", ", ".join(f"{k}={v}" for k, v in r["dropped"].items()) or "-")
-    console.print(table)
-
-
-def _pair_rows(table: Table, s: dict, p: dict) -> None:
-    for name, value in [
-        ("pass@n", s["pass_at_n"]), ("mean tokens", s["mean_tokens"]),
-        ("pairs", f"{p['pairs']} ({', '.join(p['strategy']) or '-'})"),
-        ("chosen from", ", ".join(f"{k}={v}" for k, v in p["chosen_source"].items()) or "-"),
-        ("dropped candidates", ", ".join(f"{k}={v}" for k, v in p["dropped"].items()) or "-"),
-        ("mean margin", p["separability"].get("mean_margin", "-")),
-    ]:
-        table.add_row(name, str(value))
 
 
 def _check_dataset(dataset: str) -> None:
@@ -312,6 +274,38 @@ def deploy(
     for name in names:
         console.print(f"deployed {name}", highlight=False)
     console.print("start a worker: prefect worker start --pool <work pool>", highlight=False)
+
+
+@app.command("publish")
+def publish_cmd(
+    dataset: Annotated[str, typer.Argument(help="Dataset name.")],
+    version: Annotated[Optional[str], typer.Argument(help="v0001 or 1; default: the latest.")] = None,
+    repo: Annotated[str, typer.Option(help="Hub dataset id owner/name, or a local folder / file:// URL.")] = ...,
+    private: Annotated[bool, typer.Option(help="Create the Hub repository private.")] = False,
+    store: StoreOpt = None,
+) -> None:
+    """Publish a version: one Hub commit (data, README.md card) tagged vNNNN, or the same files in a folder."""
+    from prefmill.hub import publish
+
+    try:
+        console.print(publish(_store(store), dataset, version, repo=repo, private=private).message, highlight=False)
+    except PrefmillError as exc:
+        _fail(exc)
+
+
+@app.command("card")
+def card_cmd(
+    dataset: Annotated[str, typer.Argument(help="Dataset name.")],
+    version: Annotated[Optional[str], typer.Argument(help="v0001 or 1; default: the latest.")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Print a version's dataset card (README.md with YAML front matter), as `publish` writes it."""
+    from prefmill.card import render_card
+
+    try:
+        typer.echo(render_card(_store(store), dataset, version), nl=False)
+    except PrefmillError as exc:
+        _fail(exc)
 
 
 @app.command("prepare-model")

@@ -430,3 +430,20 @@ class TestCard:
     def test_unknown_version(self, store):
         with pytest.raises(StoreError, match="no version 'v0009'"):
             render_card(store, "pref", "v0009")
+
+
+def test_the_cli_publishes_to_a_folder_and_previews_the_card(store, tmp_path):
+    from typer.testing import CliRunner
+
+    from prefmill.cli import app
+
+    runner, out = CliRunner(), tmp_path / "published"
+    first = runner.invoke(app, ["publish", "pref", "--repo", str(out), "--store", str(store)])
+    again = runner.invoke(app, ["publish", "pref", "v0001", "--repo", str(out), "--store", str(store)])
+    card = runner.invoke(app, ["card", "pref", "--store", str(store)])
+    assert first.exit_code == again.exit_code == card.exit_code == 0, first.output + again.output + card.output
+    assert (out / "data" / "pairs" / "train-00000-of-00001.parquet").is_file() and (out / "README.md").is_file()
+    assert "nothing to do" in again.output.lower() or "already" in again.output.lower()
+    assert card.output.startswith("---") and "configs:" in card.output
+    missing = runner.invoke(app, ["publish", "nope", "--repo", str(out), "--store", str(store)])
+    assert missing.exit_code == 2 and "Traceback" not in missing.output
