@@ -650,6 +650,9 @@ def test_read_only_store_as_another_user(tmp_path):
     """Root writes anywhere, so the store is refused to an unprivileged user (setpriv), in a real process."""
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
         pytest.skip("needs root and setpriv to run as another user")
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    if subprocess.run([*as_nobody, str(PREFMILL), "--help"], capture_output=True, timeout=60).returncode != 0:
+        pytest.skip("the checkout's virtualenv is not readable by an unprivileged user here")
     shared = Path(tempfile.mkdtemp(prefix="prefmill-ro-", dir="/tmp"))
     try:
         shared.chmod(0o755)
