@@ -256,7 +256,9 @@ def verify_file(
         counts = run_verify(input, completion_field=completion_field, reference_field=reference_field, out=out)
     except PrefmillError as exc:
         _fail(exc)
-    console.print(f"{counts['correct']} of {counts['rows']} correct -> {out}", highlight=False)
+    unjudged = counts["unjudged"]
+    why = f"; {sum(unjudged.values())} without a verdict ({', '.join(f'{k}={v}' for k, v in unjudged.items())})" if unjudged else ""
+    console.print(f"{counts['correct']} of {counts['rows']} correct{why} -> {out}", highlight=False)
 
 
 @app.command()

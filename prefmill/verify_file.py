@@ -33,9 +33,10 @@ def _check_output(out: Path) -> None:
         raise OutputError(f"{out}: cannot write the output: {parent} is a file, not a folder")
 
 
-def verify_file(path: Path, *, completion_field: str, reference_field: str, out: Path) -> dict[str, int]:
+def verify_file(path: Path, *, completion_field: str, reference_field: str, out: Path) -> dict:
     """Every row of `path` with `extracted`, `reference_answer`, `correct`, written to `out` whole or not
-    at all (an existing `out` is kept when the write fails)."""
+    at all (an existing `out` is kept when the write fails). Returns rows, correct, and `unjudged`: how
+    many rows got no verdict, by `verify_error` (no answer found, unparsable answer, no reference, ...)."""
     _check_output(out)
     frame = read_table(path, line_numbers=True, fields={completion_field: ANSWER, reference_field: ANSWER})
     if frame.height == 0:
@@ -50,4 +51,6 @@ def verify_file(path: Path, *, completion_field: str, reference_field: str, out:
         write_atomically(out, checked.write_parquet if out.suffix == ".parquet" else checked.write_ndjson)
     except OSError as exc:
         raise OutputError(f"{out}: cannot write the output: {os_reason(exc)}") from None
-    return {"rows": checked.height, "correct": int(checked["correct"].sum())}
+    reasons = checked["verify_error"].drop_nulls().value_counts(sort=True)
+    unjudged = {str(reason): int(n) for reason, n in reasons.iter_rows()}
+    return {"rows": checked.height, "correct": int(checked["correct"].sum()), "unjudged": unjudged}

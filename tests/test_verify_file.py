@@ -43,7 +43,7 @@ class TestVerifyFile:
 
         counts = _run(_jsonl(tmp_path / "in.jsonl", ROWS), out)
 
-        assert counts == {"rows": 5, "correct": 2}
+        assert counts == {"rows": 5, "correct": 2, "unjudged": {"empty_completion": 1, "no_answer_found": 1}}
         frame = pl.read_parquet(out)
         assert frame.columns == ["id", "completion", "reference", "reference_answer", "extracted", "correct", "verify_error"]
         assert frame.select("id", "reference_answer", "extracted", "correct", "verify_error").rows() == EXPECTED
@@ -54,7 +54,7 @@ class TestVerifyFile:
 
         counts = _run(_jsonl(tmp_path / "in.jsonl", ROWS), out)
 
-        assert counts == {"rows": 5, "correct": 2}
+        assert (counts["rows"], counts["correct"]) == (5, 2)
         lines = [json.loads(line) for line in out.read_text().splitlines()]
         assert [(r["id"], r["reference_answer"], r["extracted"], r["correct"], r["verify_error"]) for r in lines] == EXPECTED
 
@@ -64,7 +64,7 @@ class TestVerifyFile:
 
         counts = _run(src, tmp_path / "o.jsonl", completion="text", reference="gold")
 
-        assert counts == {"rows": 2, "correct": 1}
+        assert (counts["rows"], counts["correct"]) == (2, 1)
 
     def test_float_and_null_references(self, tmp_path):
         src = _jsonl(tmp_path / "in.jsonl", [{"c": "#### 2.5", "r": 2.5}, {"c": "#### 3", "r": None}])
@@ -75,7 +75,8 @@ class TestVerifyFile:
 
     def test_numeric_completion_field(self, tmp_path):
         src = _jsonl(tmp_path / "in.jsonl", [{"completion": 18, "reference": 18}])
-        assert _run(src, tmp_path / "o.jsonl") == {"rows": 1, "correct": 1}
+        counts = _run(src, tmp_path / "o.jsonl")
+        assert (counts["rows"], counts["correct"], counts["unjudged"]) == (1, 1, {})
 
     @pytest.mark.parametrize("field", ["completion", "reference"])
     def test_missing_field(self, tmp_path, field):
