@@ -106,7 +106,7 @@ def test_verify_command_writes_rows_with_verdicts(tmp_path):
     assert [r["correct"] for r in checked] == [True, False, False]
     assert [r["extracted"] for r in checked] == ["18", "17", None]
     assert [r["reference_answer"] for r in checked] == ["18", "18", "18"]
-    assert "1 of 3 correct; 1 without a verdict (no_answer_found=1)" in result.output
+    assert "1 of 3 correct; 1 without a verdict (empty_completion=1)" in result.output
 
 
 def test_switching_strategy_and_filters_from_the_command_line_names_bad_keys(tmp_path):
