@@ -34,6 +34,8 @@ from typing import Any
 import polars as pl
 
 from prefmill.config import PairsConfig
+from prefmill.schemas.tables import PAIR_CANDIDATES
+from prefmill.schemas.validate import polars_schema
 from prefmill.tasks.solution_text import without_annotations
 
 
@@ -197,8 +199,13 @@ def build_pairs(
                               cfg=cfg, version=version, parent=parent_version)
         messages = group[0]["prompt"] if group else None
         rows.extend(r | {"prompt": messages} for r in found)
-    frame = pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame(schema={"prompt_id": pl.String})
+    frame = pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame(schema=_NO_PAIRS)  # no prompts
     return finish_pairs(frame, votes=votes, strategy=cfg.strategy, curriculum=cfg.in_curriculum_order)
+
+
+# The columns of pair rows before `finish_pairs` adds its own (every prompt was decontaminated away).
+_NO_PAIRS = polars_schema(PAIR_CANDIDATES, exclude=(
+    "difficulty", "curriculum_rank", "pair_id", "chosen", "rejected", "strategy", "weight", "label_smoothing"))
 
 
 def finish_pairs(

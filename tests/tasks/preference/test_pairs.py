@@ -221,3 +221,14 @@ class TestBuildPairs:
         assert [m[0]["role"] for m in table.column("chosen").to_pylist()] == ["assistant", "assistant"]
         assert [m[0]["role"] for m in table.column("rejected").to_pylist()] == ["assistant", "assistant"]
         assert table.column("chosen_source").to_pylist() == ["sample", "reference"]
+
+
+def test_no_prompts_left_gives_an_empty_pairs_table_not_an_error():
+    """Every prompt removed by decontamination: nothing to pair, and the pipeline goes on."""
+    from prefmill.config import PairsConfig
+    from prefmill.schemas.tables import PAIR_CANDIDATES
+    from prefmill.schemas.validate import conform
+    from prefmill.tasks.preference.pairs import build_pairs
+
+    out = build_pairs(_verified([]), _prompts(), cfg=PairsConfig())
+    assert out.height == 0 and conform(out, PAIR_CANDIDATES, where="pairs", fill_nullable=True).num_rows == 0
