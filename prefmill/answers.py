@@ -123,6 +123,15 @@ def find_answer(text: str) -> tuple[str | None, str | None]:
     return None, None
 
 
+EXPLICIT = ("hashes", "boxed", "answer_is")  # how `find_answer` found a stated answer (not a trailing guess)
+
+
+def states_answer(text: str) -> bool:
+    """The text states its final answer (`#### x`, `\\boxed{x}`, "the answer is x"); a number it merely
+    stops at ("... = $27 and") is a guess."""
+    return find_answer(text)[1] in EXPLICIT
+
+
 def extract_answer(text: str) -> str | None:
     """The final answer stated in a solution, normalised; None when it states none."""
     return find_answer(text)[0]

@@ -10,7 +10,6 @@ break every query.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pyarrow.parquet as pq
 
 from prefmill.errors import StoreError
 from prefmill.schemas.tables import VERSION_CONFIGS
-from prefmill.store import MANIFEST, datasets_in, version_names
+from prefmill.store import MANIFEST, datasets_in, load_manifest, version_names
 
 
 @dataclass
@@ -33,10 +32,14 @@ class Views:
 
 def _manifest_files(folder: Path, skipped: list[str]) -> dict[str, dict] | None:
     try:
-        return json.loads((folder / MANIFEST).read_text())["files"]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        skipped.append(f"{folder}: manifest unreadable ({type(exc).__name__}); version left out")
+        files = load_manifest(folder / MANIFEST).get("files")
+    except StoreError as exc:
+        skipped.append(f"{folder}: manifest unreadable ({exc.message}); version left out")
         return None
+    if not isinstance(files, dict):
+        skipped.append(f"{folder}: manifest unreadable (no file list); version left out")
+        return None
+    return files
 
 
 def _intact(path: Path, expected: dict, skipped: list[str]) -> bool:

@@ -122,7 +122,8 @@ def version_names(root: Path, dataset: str) -> list[str]:
     return sorted(names, key=lambda n: int(n[1:]))
 
 
-def _load_manifest(path: Path) -> dict[str, Any]:
+def load_manifest(path: Path) -> dict[str, Any]:
+    """A manifest file as a dict, or one clear `StoreError` naming the file and what is wrong."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
@@ -147,7 +148,7 @@ def read_manifest(root: Path, dataset: str, version: str | None = None) -> dict[
         name = f"v{int(name):04d}"
     if name not in names:
         raise StoreError(f"{root / dataset}: no version {cut(repr(name))}; versions are {cut(', '.join(names))}")
-    return _load_manifest(root / dataset / name / MANIFEST)
+    return load_manifest(root / dataset / name / MANIFEST)
 
 
 def previous_iteration(root: Path, dataset: str, engine: str) -> str | None:
@@ -207,7 +208,7 @@ def publish_version(
             names = version_names(root, dataset)
             if names:
                 try:
-                    latest = _load_manifest(folder / names[-1] / MANIFEST)
+                    latest = load_manifest(folder / names[-1] / MANIFEST)
                 except StoreError:  # a damaged latest version is never "identical": publish a new one
                     latest = {}
                 if latest.get("content_hash") == content_hash:

@@ -16,15 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from prefmill.answers import find_answer, judge
+from prefmill.answers import judge, states_answer
 from prefmill.config import VerifyConfig
-
-EXPLICIT = ("hashes", "boxed", "answer_is")  # how a stated final answer was found (not a trailing guess)
-
 
 def is_complete(steps: Sequence[str]) -> bool:
     """The chain's text states its final answer explicitly (`#### x`, `\\boxed{x}`, "the answer is x")."""
-    return len(steps) > 0 and find_answer("\n".join(steps))[1] in EXPLICIT
+    return len(steps) > 0 and states_answer("\n".join(steps))
 
 
 def chain_verdict(steps: Sequence[str], reference: str | None, cfg: VerifyConfig) -> bool:

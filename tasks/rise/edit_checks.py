@@ -16,7 +16,7 @@ from typing import Any
 
 from prefmill.tasks.rise.arithmetic import arithmetic_checks
 
-from prefmill.answers import find_answer, judge
+from prefmill.answers import judge, states_answer
 from prefmill.config import RiseConfig, VerifyConfig
 
 # drop_reason values, in the order they are checked.
@@ -27,9 +27,6 @@ TOO_MANY_CHANGES = "too_many_changes"
 NO_CHECKABLE_ARITHMETIC = "no_checkable_arithmetic"  # edit_only: a step (original or edit) shows no right calculation
 ARITHMETIC_STILL_CHECKS = "arithmetic_still_checks"  # edit_only
 NO_FINAL_ANSWER = "no_final_answer"  # none stated explicitly, cut off mid-work, or unparsable
-# How a continuation must state its final answer (prefmill.answers.find_answer): a number the text merely
-# stops at ("... = $27 and") is a guess, not an answer the error reached.
-STATED_ANSWER = ("hashes", "boxed", "answer_is")
 ANSWER_STILL_RIGHT = "answer_still_right"
 
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|\w+|[^\w\s]")
@@ -119,6 +116,6 @@ def check_edit(
         return (ARITHMETIC_STILL_CHECKS if checks else None), answer
     if verify_error is not None:  # no answer, cut off mid-work, unparsable, or no reference to compare with
         return NO_FINAL_ANSWER, answer
-    if mode == "step_then_continue" and find_answer(rejected)[1] not in STATED_ANSWER:
+    if mode == "step_then_continue" and not states_answer(rejected):  # a trailing number is no answer the error reached
         return NO_FINAL_ANSWER, answer
     return (ANSWER_STILL_RIGHT if correct else None), answer
