@@ -1,6 +1,7 @@
 """Lineage: which earlier version a run compares itself with. "Previous iteration" means the latest
 version made by another model (engine fingerprint), not merely the previous folder (CREAM); the
-anchor is the lineage's first model (Temporal Self-Rewarding)."""
+anchor is the lineage's first model, the future a named version of a newer model (Temporal
+Self-Rewarding)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,15 @@ def anchor_samples(sampled: Sampled, cfg: RunConfig) -> tuple[TableRef | None, s
     if first is None or read_manifest(sampled.root, cfg.dataset, first).get("engine") == sampled.engine.fingerprint:
         return None, None
     return samples_of(sampled, cfg, first), first
+
+
+def future_samples(sampled: Sampled, cfg: RunConfig) -> tuple[TableRef, str]:
+    """Future-Guided Chosen's samples: `pairs.future_version`, which another (newer) model must have made."""
+    version = cfg.pairs.future_version
+    if read_manifest(sampled.root, cfg.dataset, version).get("engine") == sampled.engine.fingerprint:
+        raise ConfigError(f"pairs.future_version: {cfg.dataset} {version} was made by this run's own model, "
+                          "not a newer one", hint="name a version sampled by the future model")
+    return samples_of(sampled, cfg, version), version
 
 
 def previous_judge(sampled: Sampled, cfg: RunConfig, version: str) -> CachingEngine:

@@ -12,7 +12,7 @@ from prefect import flow
 
 from prefmill.config import RunConfig, validate_config
 from prefmill.flows.artifacts import preference_artifacts
-from prefmill.flows.lineage import anchor_samples, previous_judge, samples_of
+from prefmill.flows.lineage import anchor_samples, future_samples, previous_judge, samples_of
 from prefmill.flows.publish import publish_task
 from prefmill.flows.sampling import engine_or_policy, sample_and_verify
 from prefmill.flows.stages import (
@@ -22,6 +22,7 @@ from prefmill.flows.stages import (
     judge_pointwise_task,
     mix_rise_task,
     pairs_task,
+    rejudge_task,
     rise_task,
     vote_task,
 )
@@ -43,7 +44,11 @@ def preference(config: dict[str, Any], store: str = "store") -> dict[str, Any]:
         samples = judge_pointwise_task(samples, cfg=cfg.judge, engine=judge_engine, work=work)
 
     anchor, anchor_version = anchor_samples(sampled, cfg) if cfg.pairs.strategy == "anchored" else (None, None)
-    candidates = pairs_task(samples, prompts, votes, anchor, cfg=cfg.pairs, parent_version=anchor_version, work=work)
+    future, future_version = future_samples(sampled, cfg) if cfg.pairs.future_version else (None, None)
+    if future is not None and cfg.judge.pointwise:
+        future = rejudge_task(future, cfg=cfg.judge, engine=judge_engine, work=work)
+    candidates = pairs_task(samples, prompts, votes, anchor, future, cfg=cfg.pairs, parent_version=anchor_version,
+                            future_version=future_version, work=work)
     verdicts = judge_pairwise_task(candidates, cfg=cfg.judge, engine=judge_engine, work=work) if cfg.judge.pairwise else None
     now = before = previous = None  # CREAM: this iteration's responses scored by both iterations' judges
     if cfg.filters.cream != "off" and (previous := previous_iteration(sampled.root, cfg.dataset, engine.fingerprint)):

@@ -51,6 +51,11 @@ judge_pointwise_task = stage_task(
                    f"{int(s['judge_parse_failures'].fill_null(0).sum())} unparsable outputs",
     failed=_engine_failed("judge_parse_error"),
 )
+rejudge_task = stage_task(  # Future-Guided Chosen: another model's samples scored by this run's judge
+    judge.rescore_samples, name="judge-future", outputs=t.JUDGED,
+    note=lambda s: f"{int(s['judge_score'].is_not_null().sum())} future samples scored",
+    failed=_engine_failed("judge_parse_error"),
+)
 pairs_task = stage_task(pairs.build_pairs, name="pairs", outputs=t.PAIR_CANDIDATES, note=_kept)
 judge_pairwise_task = stage_task(
     judge.judge_kept_pairs, name="judge-pairwise", outputs=t.PAIRWISE_VERDICTS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from prefmill.engine_config import EngineConfig
 
@@ -62,6 +62,19 @@ class PairsConfig(BaseModel):
     """With no correct sample, use the reference solution as chosen (`chosen_source="reference"`)."""
     rejected: Literal["most_confident", "least_confident"] = "most_confident"
     """Which incorrect sample to reject: highest mean logprob (a hard negative) or lowest."""
+
+    future_version: str | None = Field(None, pattern=r"^v\d{4}$")
+    """`anchored`: Temporal Self-Rewarding's Future-Guided Chosen. A version of this dataset (`v0003`)
+    sampled by the next model (the temporary "future" model trained on this iteration's anchored
+    pairs) on the same prompts; its samples are re-scored by this run's judge, and where the best of
+    them beats this run's best, it becomes chosen (`chosen_source="future"`). null: off."""
+
+    @model_validator(mode="after")
+    def _future_needs_anchored(self) -> "PairsConfig":
+        if self.future_version is not None and self.strategy != "anchored":
+            raise ValueError(f"pairs.future_version works with strategy 'anchored' (Temporal Self-Rewarding), "
+                             f"not {self.strategy!r}")
+        return self
 
     @property
     def in_curriculum_order(self) -> bool:

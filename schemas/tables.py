@@ -72,7 +72,7 @@ PAIRS = pa.schema(
         pa.field("chosen", MESSAGES, nullable=False),
         pa.field("rejected", MESSAGES, nullable=False),
         pa.field("strategy", pa.string(), nullable=False),
-        pa.field("chosen_source", pa.string(), nullable=False),  # sample | reference
+        pa.field("chosen_source", pa.string(), nullable=False),  # sample | reference | future
         pa.field("chosen_sample_id", pa.string()),
         pa.field("rejected_sample_id", pa.string(), nullable=False),
         pa.field("chosen_answer", pa.string()),

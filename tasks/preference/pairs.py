@@ -101,7 +101,8 @@ def _dropped(prompt, reason: str) -> dict[str, Any]:
     return pair_row(prompt, _side(None, None), _side(None, None), source=None, drop=reason)
 
 
-def _prompt_pairs(prompt, rows, parent_rows, *, cfg: PairsConfig, version: str | None, parent: str | None):
+def _prompt_pairs(prompt, rows, parent_rows, future_rows, *, cfg: PairsConfig, version: str | None,
+                  parent: str | None, future: str | None):
     usable = [r for r in rows if r["error"] is None and r["completion"].strip()]
     reference = _reference_side(prompt) if prompt["reference"] is not None and cfg.reference_as_chosen else None
     strategy = cfg.strategy
@@ -118,6 +119,10 @@ def _prompt_pairs(prompt, rows, parent_rows, *, cfg: PairsConfig, version: str |
             return [_dropped(prompt, NO_PARENT_SAMPLE)]
         best = _rank(usable, best=True)[0] if usable else None
         chosen = _side(best, version) if best is not None and best["score"] > 0 else reference
+        ahead = _rank([r for r in future_rows if r["error"] is None and r["completion"].strip()], best=True)[:1]
+        if ahead and ahead[0]["score"] > 0 and (chosen is None or ahead[0]["score"] > chosen["score"]):
+            chosen = _side(ahead[0], future)
+            return [_margin_checked(prompt, chosen, _side(_rank(anchors, best=False)[0], parent), cfg=cfg, source="future")]
         if chosen is None:
             return [_dropped(prompt, NO_CORRECT_SAMPLE)]
         worst = _side(_rank(anchors, best=False)[0], parent)
@@ -163,9 +168,9 @@ def _separated(margin: float, cfg: PairsConfig) -> bool:
     return margin > 0 and margin >= cfg.min_margin
 
 
-def _margin_checked(prompt, chosen, rejected, *, cfg: PairsConfig) -> dict[str, Any]:
+def _margin_checked(prompt, chosen, rejected, *, cfg: PairsConfig, source: str | None = None) -> dict[str, Any]:
     margin = chosen["score"] - rejected["score"]
-    source = "reference" if chosen["engine"] == "reference" else "sample"
+    source = source or ("reference" if chosen["engine"] == "reference" else "sample")
     ok = _separated(margin, cfg)
     return pair_row(prompt, chosen, rejected, source=source, drop=None if ok else NO_MARGIN)
 
@@ -175,32 +180,37 @@ def build_pairs(
     prompts: pl.DataFrame,
     votes: pl.DataFrame | None = None,
     parent_samples: pl.DataFrame | None = None,
+    future_samples: pl.DataFrame | None = None,
     *,
     cfg: PairsConfig,
     version: str | None = None,
     parent_version: str | None = None,
+    future_version: str | None = None,
 ) -> pl.DataFrame:
     """Pair rows (TRL conversational `prompt`/`chosen`/`rejected` + provenance), `keep`/`drop_reason`.
 
     `votes` adds each prompt's difficulty (for the curriculum order); `parent_samples` (the lineage's
-    first version, `parent_version`) feeds `anchored`. Rows in prompt order, or in curriculum order
+    first version, `parent_version`) and `future_samples` (a newer model's, `future_version`) feed
+    `anchored`. Rows in prompt order, or in curriculum order
     when `cfg.in_curriculum_order`.
     """
-    scored = sample_scores(samples, cfg=cfg)
-    by_prompt = {pid: g.to_dicts() for (pid,), g in scored.group_by("prompt_id", maintain_order=True)}
-    parent_by_prompt: dict[str, list[dict]] = {}
-    if parent_samples is not None and parent_samples.height:
-        parent_scored = sample_scores(parent_samples, cfg=cfg)
-        parent_by_prompt = {pid: g.to_dicts() for (pid,), g in parent_scored.group_by("prompt_id", maintain_order=True)}
+    by_prompt = _by_prompt(samples, cfg)
+    parent_by_prompt, future_by_prompt = _by_prompt(parent_samples, cfg), _by_prompt(future_samples, cfg)
     rows = []
     for prompt in prompts.iter_rows(named=True):
-        group = by_prompt.get(prompt["prompt_id"], [])
-        found = _prompt_pairs(prompt, group, parent_by_prompt.get(prompt["prompt_id"], []),
-                              cfg=cfg, version=version, parent=parent_version)
+        group, pid = by_prompt.get(prompt["prompt_id"], []), prompt["prompt_id"]
+        found = _prompt_pairs(prompt, group, parent_by_prompt.get(pid, []), future_by_prompt.get(pid, []),
+                              cfg=cfg, version=version, parent=parent_version, future=future_version)
         messages = group[0]["prompt"] if group else None
         rows.extend(r | {"prompt": messages} for r in found)
     frame = pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame(schema=_NO_PAIRS)  # no prompts
     return finish_pairs(frame, votes=votes, strategy=cfg.strategy, curriculum=cfg.in_curriculum_order)
+
+
+def _by_prompt(samples: pl.DataFrame | None, cfg: PairsConfig) -> dict[str, list[dict]]:
+    if samples is None or not samples.height:
+        return {}
+    return {pid: g.to_dicts() for (pid,), g in sample_scores(samples, cfg=cfg).group_by("prompt_id", maintain_order=True)}
 
 
 # The columns of pair rows before `finish_pairs` adds its own (every prompt was decontaminated away).

@@ -12,6 +12,7 @@ import pytest
 
 from prefmill.config import EngineConfig, validate_config
 from prefmill.engines import register_engine
+from prefmill.errors import ConfigError
 from prefmill.engines.scripted import ScriptedEngine, gsm8k_judge_policy, gsm8k_policy, routed
 from prefmill.flows.preference import preference
 from prefmill.query import run_query
@@ -126,6 +127,28 @@ def test_anchored_rejects_from_the_first_model_of_the_lineage(tmp_path, gsm8k_te
     rows = run_query(store, "select distinct rejected_version, rejected_engine from pairs where version = 'v0003'").rows()
     assert third["stats"]["pairs"]["pairs"] > 0
     assert rows == [("v0001", models[0][1].fingerprint)]  # the initial model, not the latest version (v0002)
+
+
+def test_future_guided_chosen_takes_the_newer_models_better_samples(tmp_path, gsm8k_test):
+    """Temporal Self-Rewarding: rejected from the initial model (v0001), chosen from the future model's
+    samples (v0002) where they beat this iteration's best under this iteration's judge."""
+    train, store = gsm8k_test.parent / "train.jsonl", tmp_path / "store"
+    (initial, _), (current, engine), (future, _) = (_model(train, p, judge_noise=0.2, salt=f"t{p}") for p in (0.7, 0.5, 0.1))
+    _run(store, train, initial, dataset="temporal")
+    _run(store, train, future, dataset="temporal")
+    calls = engine.calls
+    third = _run(store, train, current, dataset="temporal", pairs={"strategy": "anchored", "future_version": "v0002"})
+    assert engine.calls - calls == 3  # generate, judge its samples, judge the future's samples
+
+    rows = dict(run_query(store, "select chosen_source, count(*) from pairs where version = 'v0003' "
+                                 "group by 1").rows())
+    assert rows.get("future", 0) > 0 and rows.get("sample", 0) > 0, rows
+    assert third["stats"]["pairs"]["chosen_source"] == rows
+    sides = run_query(store, "select distinct chosen_version, rejected_version from pairs where version = 'v0003' "
+                             "and chosen_source = 'future'").rows()
+    assert sides == [("v0002", "v0001")]
+    with pytest.raises(ConfigError, match="made by this run's own model"):
+        _run(store, train, current, dataset="temporal", pairs={"strategy": "anchored", "future_version": "v0003"})
 
 
 def test_curry_pairs_are_published_in_curriculum_order(tmp_path, gsm8k_test):

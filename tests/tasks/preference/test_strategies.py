@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import polars as pl
+import pytest
 
 from prefmill.config import PairsConfig
 from prefmill.tasks.preference.pairs import build_pairs, sample_scores
@@ -104,6 +105,40 @@ class TestAnchored:
     def test_without_parent_dropped(self):
         out = build_pairs(SAMPLES, PROMPTS, cfg=PairsConfig(strategy="anchored"))
         assert out.select("keep", "drop_reason").rows() == [(False, "no_parent_sample")]
+
+
+class TestFutureGuidedChosen:
+    """Temporal Self-Rewarding: the future model's best sample replaces chosen only when it scores higher."""
+
+    PARENT = _verified([{"prompt_id": "p", "sample_index": 0, "correct": False, "mean_logprob": -0.3, "engine": "old"}])
+    JUDGED = SAMPLES.with_columns(judge_score=pl.Series([6.0, 2.0, 3.0, 7.0]))  # best current: p-3, 7
+    CFG = PairsConfig(strategy="anchored", judge_weight=0.5, future_version="v0003")
+
+    def _future(self, scores: list[float], correct: list[bool]) -> pl.DataFrame:
+        rows = [{"prompt_id": "p", "sample_index": i, "correct": c, "mean_logprob": -0.4, "engine": "future"}
+                for i, c in enumerate(correct)]
+        return _verified(rows).with_columns(judge_score=pl.Series(scores))
+
+    def _pair(self, future: pl.DataFrame) -> tuple:
+        out = build_pairs(self.JUDGED, PROMPTS, parent_samples=self.PARENT, future_samples=future, cfg=self.CFG,
+                          parent_version="v0001", future_version="v0003")
+        return out.select("chosen_source", "chosen_sample_id", "chosen_version", "chosen_engine",
+                          "rejected_version", "margin").row(0)
+
+    def test_a_better_future_sample_is_chosen(self):
+        # future p-1: correct, judge 10 -> 0.5 + 0.5 = 1.0 beats current p-3: 0.5 + 0.5 * 6/9
+        assert self._pair(self._future([4.0, 10.0], [True, True])) == ("future", "p-1", "v0003", "future", "v0001", 1.0)
+
+    def test_a_tie_or_worse_keeps_this_iterations_chosen(self):
+        assert self._pair(self._future([7.0], [True]))[:3] == ("sample", "p-3", None)
+        assert self._pair(self._future([10.0], [False]))[:3] == ("sample", "p-3", None)
+
+    def test_no_future_samples_for_a_prompt_keeps_chosen(self):
+        assert self._pair(self._future([], []).head(0))[:2] == ("sample", "p-3")
+
+    def test_only_with_anchored(self):
+        with pytest.raises(ValueError, match="strategy 'anchored'"):
+            PairsConfig(strategy="best_worst", future_version="v0003")
 
 
 class TestCurry:
