@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from prefect.filesystems import LocalFileSystem
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
+from prefmill import progress
 from prefmill.checkpoints import Checkpoints
 from prefmill.flows.cache_keys import stage_key
 from prefmill.refs import TableRef, write_table
@@ -79,6 +81,7 @@ class StageTask:
 
     def _prefect_fn(self) -> Callable[..., Any]:
         def run(*args: Any, work: str, **kwargs: Any) -> TableRef | tuple[TableRef, ...]:
+            start = time.perf_counter()
             bound = self.signature.bind_partial(*args, **kwargs)
             key = self.key(bound.arguments)
             folder = Path(work) / self.name
@@ -93,8 +96,10 @@ class StageTask:
                 write_table(frame, folder / f"{key}-{i}.parquet", schema=schema, where=f"{self.name} output", fill_nullable=True)
                 for i, (frame, schema) in enumerate(zip(frames, self.schemas))
             )
-            if self.note is not None:
-                get_run_logger().info("%s: %s", self.name, self.note(*frames))
+            seconds = time.perf_counter() - start
+            note = f"{self.note(*frames)} " if self.note is not None else ""
+            get_run_logger().info("%s: %s(%.1f s)", self.name, note, seconds)
+            progress.report_stage(self.name, seconds)
             return refs if len(refs) > 1 else refs[0]
 
         params = [p for p in self.signature.parameters.values() if p.name != CHECKPOINTS]

@@ -56,17 +56,29 @@ def run(
     ] = None,
 ) -> None:
     """Run a recipe (its preference or process flow) and publish a new dataset version."""
+    from prefmill.flows.server import start_api
+
+    root = _store(store)
+    server = start_api()  # now: its start-up overlaps the checks, the imports and the model load below
+    try:
+        _run(config, root, set_ or [], server)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _run(config: Path, root: Path, overrides: list[str], server) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from prefmill import progress
     from prefmill.config import load_config
+    from prefmill.flows.server import prefect_api
     from prefmill.models import check_model
     from prefmill.sources import check_eval_files, load_prompts
     from prefmill.store import check_writable
 
-    root = _store(store)
     try:
-        cfg = load_config(config, set_ or [])
+        cfg = load_config(config, overrides)
         load_prompts(cfg.source)  # a bad input fails here, in one line, before Prefect starts
         if cfg.decontamination.enabled:
             check_eval_files(cfg.decontamination.eval_files, field=cfg.decontamination.field)
@@ -91,7 +103,7 @@ def run(
 
     progress.add_listener(listener)
     try:
-        with bar, _no_console_tracebacks():
+        with prefect_api(server), bar, _no_console_tracebacks():
             result = run_flow(config=cfg.model_dump(mode="json"), store=str(root))
     except PrefmillError as exc:
         _fail(exc)

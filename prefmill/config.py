@@ -90,13 +90,18 @@ class JudgeConfig(_Strict):
     """LLM-as-judge (self-critique when `engine` is null: the policy model judges its own samples)."""
 
     pointwise: bool = False
-    """Rubric score 1-10 + rationale for every sample."""
+    """Rubric score 1-10 for every sample (with a rationale when `rationale`)."""
     pairwise: bool = False
     """Judge each pair in both orders (A/B then B/A); a verdict counts only when both orders agree."""
     samples: int = Field(1, ge=1, le=16)
     """Judge samples per item; SCIR agreement needs more than 1."""
     temperature: float = Field(0.7, ge=0, le=2)
-    max_tokens: int = Field(256, ge=8)
+    rationale: bool = False
+    """Ask for a short rationale before the answer line (UltraFeedback's explain-then-score). Off: the
+    judge answers with the line alone (`Score: 7`, `Verdict: A`, `First error: 2`), ~5 tokens instead
+    of up to a few hundred; the rationale costs most of a judge stage's time on a small model."""
+    max_tokens: int | None = Field(None, ge=4)
+    """Judge tokens per sample; null: 12 for the answer line alone, 256 with a rationale."""
     seed: int = 4321
     rubric: str = DEFAULT_RUBRIC
     engine: EngineConfig | None = None
@@ -106,6 +111,10 @@ class JudgeConfig(_Strict):
     small judge is parsable (vLLM and vLLM servers; turn off for servers without structured outputs)."""
     max_parse_fail: float = Field(0.5, ge=0, le=1)
     """Share of unusable judge outputs (unparsable or failed in the engine) tolerated before the run fails."""
+
+    @property
+    def tokens(self) -> int:
+        return self.max_tokens or (256 if self.rationale else 12)
 
 
 class DecontaminationConfig(_Strict):

@@ -29,14 +29,26 @@ def question_of(messages: list[dict[str, str]] | None, item_id: str, *, stage: s
     return content
 
 
+def closing(answer: str, *, rationale: bool) -> str:
+    """The prompt's last sentence: how to answer (`answer` shows the line, e.g. "`Score: <1-10>`")."""
+    if rationale:
+        return f"Explain your assessment briefly, then end with a final line exactly {answer}."
+    return f"Reply with one line, exactly {answer}, and nothing else."
+
+
+def answer_format(line: str, *, rationale: bool) -> str:
+    """The guided-decoding regex: the answer line, after a one-line rationale when one is asked for."""
+    return r"[^\n]{1,300}\n" + line if rationale else line
+
+
 def judge_request(
-    request_id: str, content: str, cfg: JudgeConfig, *, regex: str, purpose: Purpose, inputs: Mapping[str, Any]
+    request_id: str, content: str, cfg: JudgeConfig, *, line: str, purpose: Purpose, inputs: Mapping[str, Any]
 ) -> GenRequest:
-    """A one-turn judge request: `cfg.samples` samples, seeded by the request id, guided by `regex`
-    when `cfg.constrained`."""
-    sampling = Sampling(n=cfg.samples, temperature=cfg.temperature, max_tokens=cfg.max_tokens,
+    """A one-turn judge request: `cfg.samples` samples, seeded by the request id, guided to end with
+    the answer `line` (a regex) when `cfg.constrained`."""
+    sampling = Sampling(n=cfg.samples, temperature=cfg.temperature, max_tokens=cfg.tokens,
                         seed=derived_seed(cfg.seed, request_id), logprobs=False,
-                        regex=regex if cfg.constrained else None)
+                        regex=answer_format(line, rationale=cfg.rationale) if cfg.constrained else None)
     return GenRequest(request_id, messages=({"role": "user", "content": content},), sampling=sampling,
                       purpose=purpose, inputs=dict(inputs))
 

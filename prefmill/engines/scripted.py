@@ -84,6 +84,14 @@ def question_text(request: GenRequest) -> str:
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
+def _question_in(text: str, references: Mapping[str, str]) -> str | None:
+    """The longest known question contained in `text` (the text itself when it is one: O(1), so a
+    scripted run of 100k questions stays cheap), so a short question inside another never wins."""
+    if text in references:
+        return text
+    return max((q for q in references if q in text), key=len, default=None)
+
+
 def gsm8k_policy(references: Mapping[str, str], *, p_error: float = 0.3) -> Policy:
     """Answer a GSM8K question with its reference chain; with probability `p_error` get one step wrong.
 
@@ -94,7 +102,7 @@ def gsm8k_policy(references: Mapping[str, str], *, p_error: float = 0.3) -> Poli
     def policy(request: GenRequest, index: int, rng: random.Random) -> str:
         text = question_text(request)
         # The longest question contained in the prompt, so a short question inside another never wins.
-        found = max((q for q in references if q in text), key=len, default=None)
+        found = _question_in(text, references)
         solution = references[found] if found is not None else None
         if solution is None:
             return "I am not sure how to solve this."
@@ -139,9 +147,13 @@ def gsm8k_judge_policy(references: Mapping[str, str], *, p_noise: float = 0.0) -
     (question, solution | first, second | steps), never from the prompt's wording."""
 
     def policy(request: GenRequest, index: int, rng: random.Random) -> str:
+        text = judged(request, index, rng)  # a judge asked for the answer line alone has no room for more
+        return text.rsplit("\n", 1)[-1] if request.sampling.max_tokens < 32 else text
+
+    def judged(request: GenRequest, index: int, rng: random.Random) -> str:
         inputs = request.inputs
         text = question_text(request)
-        found = max((q for q in references if q in text), key=len, default=None)
+        found = _question_in(text, references)
         truth = _final_answer(references[found]) if found is not None else None
         if request.purpose == "first_error":  # name the first step that differs from the reference chain
             reference = [line.strip() for line in references[found].split("\n")] if found else []

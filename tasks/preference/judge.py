@@ -1,6 +1,8 @@
 """Judge: an LLM scores samples (pointwise, 1-10) or picks the better side of a pair (pairwise).
 
-Pointwise follows UltraFeedback's rubric scoring (Cui et al. 2023): a short rationale, then the score.
+Pointwise follows UltraFeedback's rubric scoring (Cui et al. 2023), a rationale then the score, when
+`judge.rationale` is on; by default the judge answers with the score line alone, which costs ~5
+tokens instead of up to 256.
 Pairwise asks twice with the responses swapped because judges favour a position ("Large Language
 Models are not Fair Evaluators", Wang et al. 2023); only verdicts that survive the swap count. With no
 separate judge engine the policy critiques its own samples, which "Critique Ability of Large
@@ -24,6 +26,7 @@ from prefmill.schemas.validate import polars_schema
 from prefmill.tasks.judging import (
     EMPTY_OUTPUT,
     check_parse_failures,
+    closing,
     generate_all,
     judge_outputs,
     judge_request,
@@ -53,12 +56,9 @@ _ALONE = re.compile(  # "7/10" or "7 out of 10" alone on the last non-empty line
 )
 
 
-def build_pointwise_prompt(question: str, solution: str, *, rubric: str) -> str:
-    return (
-        f"{rubric}\n\n[Problem]\n{question}\n\n[Solution]\n{solution}\n\n"
-        "Explain your assessment in a few sentences, then end with a final line exactly "
-        "`Score: <1-10>` (an integer from 1 to 10)."
-    )
+def build_pointwise_prompt(question: str, solution: str, *, rubric: str, rationale: bool = False) -> str:
+    return (f"{rubric}\n\n[Problem]\n{question}\n\n[Solution]\n{solution}\n\n"
+            + closing("`Score: <1-10>` (an integer from 1 to 10)", rationale=rationale))
 
 
 def parse_pointwise(text: str) -> tuple[int | None, str | None, str | None]:
@@ -142,14 +142,13 @@ def parse_pairwise(text: str) -> tuple[Literal["A", "B", "tie"] | None, str | No
     return None, NO_VERDICT
 
 
-def build_pairwise_prompt(question: str, first: str, second: str, *, rubric: str) -> str:
+def build_pairwise_prompt(question: str, first: str, second: str, *, rubric: str, rationale: bool = False) -> str:
     return (
         f"{rubric}\n\nTwo responses to the same problem follow. Using the criteria above, decide which "
         "response is better; do not let their order or length decide, and do not give a score.\n\n"
         f"[Problem]\n{question}\n\n[Response A]\n{first}\n[End of Response A]\n\n"
         f"[Response B]\n{second}\n[End of Response B]\n\n"
-        "Explain your reasoning briefly, then end with a final line exactly `Verdict: A`, `Verdict: B` "
-        "or `Verdict: tie`."
+        + closing("`Verdict: A`, `Verdict: B` or `Verdict: tie`", rationale=rationale)
     )
 
 
@@ -160,17 +159,18 @@ def _require(frame: pl.DataFrame, columns: tuple[str, ...], id_column: str, wher
         raise InputError(f"{where}: `{id_column}` values repeat; request ids must be unique")
 
 
-# With `cfg.constrained`, guided decoding makes the output a one-line rationale then the answer line.
-POINTWISE_FORMAT = r"[^\n]{1,300}\nScore: (10|[1-9])"
-PAIRWISE_FORMAT = r"[^\n]{1,300}\nVerdict: (A|B|tie)"
+# The answer lines; with `cfg.constrained`, guided decoding makes the output that line (after a
+# one-line rationale when `cfg.rationale`: tasks.judging.answer_format).
+POINTWISE_LINE = r"Score: (10|[1-9])"
+PAIRWISE_LINE = r"Verdict: (A|B|tie)"
 
 
 def build_pointwise_requests(samples: pl.DataFrame, *, cfg: JudgeConfig) -> list[GenRequest]:
     """One request per sample, `request_id = sample_id`."""
     _require(samples, ("sample_id", "prompt", "completion"), "sample_id", "judge_pointwise")
     return [
-        judge_request(sid, build_pointwise_prompt(question, completion, rubric=cfg.rubric), cfg,
-                      regex=POINTWISE_FORMAT, purpose="judge_pointwise", inputs={"question": question, "solution": completion})
+        judge_request(sid, build_pointwise_prompt(question, completion, rubric=cfg.rubric, rationale=cfg.rationale), cfg,
+                      line=POINTWISE_LINE, purpose="judge_pointwise", inputs={"question": question, "solution": completion})
         for sid, prompt, completion in samples.select("sample_id", "prompt", "completion").iter_rows()
         for question in [question_of(prompt, sid, stage="judge")]
     ]
@@ -183,8 +183,8 @@ def build_pairwise_requests(pairs: pl.DataFrame, *, cfg: JudgeConfig) -> list[Ge
     for pid, prompt, chosen, rejected in pairs.select("pair_id", "prompt", "chosen_text", "rejected_text").iter_rows():
         question = question_of(prompt, pid, stage="judge")
         for order, first, second in (("ab", chosen, rejected), ("ba", rejected, chosen)):
-            prompt_text = build_pairwise_prompt(question, first, second, rubric=cfg.rubric)
-            requests.append(judge_request(f"{pid}|{order}", prompt_text, cfg, regex=PAIRWISE_FORMAT, purpose="judge_pairwise",
+            prompt_text = build_pairwise_prompt(question, first, second, rubric=cfg.rubric, rationale=cfg.rationale)
+            requests.append(judge_request(f"{pid}|{order}", prompt_text, cfg, line=PAIRWISE_LINE, purpose="judge_pairwise",
                                           inputs={"question": question, "first": first, "second": second}))
     return requests
 

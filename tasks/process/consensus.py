@@ -23,7 +23,9 @@ from prefmill.engines.base import Engine
 from prefmill.errors import InputError
 from prefmill.schemas.tables import FIRST_ERROR_VERDICTS
 from prefmill.schemas.validate import polars_schema
-from prefmill.tasks.judging import EMPTY_OUTPUT, check_parse_failures, generate_all, judge_outputs, judge_request, question_of
+from prefmill.tasks.judging import (
+    EMPTY_OUTPUT, check_parse_failures, closing, generate_all, judge_outputs, judge_request, question_of,
+)
 
 
 # parse_error values besides EMPTY_OUTPUT and ENGINE_ERROR (tasks.judging).
@@ -38,7 +40,7 @@ JUDGE_UNPARSABLE = "judge_unparsable"  # no judge verdict: unparsable outputs, e
 MC_INCOMPLETE = "mc_incomplete"  # MC found no False label but a step has no label (engine failure)
 
 # With `cfg.constrained`, guided decoding makes the output a one-line rationale then the answer line.
-FIRST_ERROR_FORMAT = r"[^\n]{1,300}\nFirst error: (none|[1-9][0-9]?)"
+FIRST_ERROR_LINE = r"First error: (none|[1-9][0-9]?)"
 
 # "First error: 3", "**First error:** Step 3", "The first wrong step is step 2", "first mistake occurs in
 # step 4", "First error: none", "First error: no errors". The last labelled answer wins; a bare number
@@ -54,7 +56,7 @@ _OTHER_STEP = re.compile(  # "2 or 3", "2, 3", "2-3", "none or 4"
 )
 
 
-def build_first_error_prompt(question: str, steps: list[str]) -> str:
+def build_first_error_prompt(question: str, steps: list[str], *, rationale: bool = False) -> str:
     """The judge prompt: the problem, the numbered steps, and the exact answer line to end with."""
     numbered = "\n".join(f"Step {i}: {step}" for i, step in enumerate(steps, start=1))
     return (
@@ -63,8 +65,8 @@ def build_first_error_prompt(question: str, steps: list[str]) -> str:
         "step that does not follow from the steps before it. Later steps that only carry an earlier "
         "error forward do not count.\n\n"
         f"[Problem]\n{question}\n\n[Solution]\n{numbered}\n[End of Solution]\n\n"
-        "Explain your assessment briefly, then end with a final line exactly `First error: <n>` (the "
-        "number of the first wrong step) or `First error: none` if every step is correct."
+        + closing("`First error: <n>` (the number of the first wrong step) or `First error: none` if every "
+                  "step is correct", rationale=rationale)
     )
 
 
@@ -109,7 +111,7 @@ def judge_first_errors(chains: pl.DataFrame, *, engine: Engine, cfg: JudgeConfig
     """Ask the judge for every chain's first wrong step, in one `engine.generate` call.
 
     One request per chain (`request_id = chain_id`), `cfg.samples` judge samples each, guided by
-    `FIRST_ERROR_FORMAT` when `cfg.constrained`. Output, one row per chain in input order:
+    `FIRST_ERROR_LINE` when `cfg.constrained`. Output, one row per chain in input order:
     `chain_id`; `judge_first_error` (0-based step, null unless the verdict names a step);
     `judge_says_none` (True: no wrong step, False: a step, null: no verdict); `judge_parse_failures`
     (unusable judge samples); `judge_parse_error` (the first sample's error, or `no_majority` when the
@@ -128,7 +130,8 @@ def judge_first_errors(chains: pl.DataFrame, *, engine: Engine, cfg: JudgeConfig
         if not steps:
             raise InputError(f"consensus: chain {chain_id!r} has no steps", hint="drop chains without steps before judging")
         question = question_of(prompt, chain_id, stage="consensus")
-        requests.append(judge_request(chain_id, build_first_error_prompt(question, steps), cfg, regex=FIRST_ERROR_FORMAT,
+        requests.append(judge_request(chain_id, build_first_error_prompt(question, steps, rationale=cfg.rationale), cfg,
+                                      line=FIRST_ERROR_LINE,
                                       purpose="first_error", inputs={"question": question, "steps": list(steps)}))
         sizes.append(len(steps))
     results = generate_all(engine, requests, stage="consensus")

@@ -54,8 +54,10 @@ CASES = {
 # inputs and the partial answer) and the sample's own seed (seed + index, vLLM's rule), not from the request id, and rollouts are seeded by
 # their prefix; every scripted text changed with it.
 GOLDEN = {
-    "preference-rise": "ae1acec104e0303d",  # + rise_steps, SCIR/CREAM columns, sides_changed_share
-    "preference-ranked": "acde0ae3fa626e14",  # + rise_steps, SCIR/CREAM columns
+    # The judges answer with the verdict line alone by default (judge.rationale: false); with
+    # `judge.rationale: true` these two give their earlier hashes, ae1acec104e0303d and acde0ae3fa626e14.
+    "preference-rise": "399dfdce0db2402a",  # + rise_steps, SCIR/CREAM columns, sides_changed_share
+    "preference-ranked": "07d70459050e9148",  # + rise_steps, SCIR/CREAM columns
     "process-mc-consensus": "f078fe6c70bbcab8",  # MC: monotone labels, witnesses, no rollout of a complete solution; step pairs from correct prefixes
     "process-omegaprm": "9387b5d9676e7893",  # OmegaPRM: Q+U tree search, unbiased values from fresh rollouts
 }

@@ -16,9 +16,9 @@ pytestmark = pytest.mark.usefixtures("prefect_server")
 
 @pytest.fixture
 def reworded(monkeypatch):
-    monkeypatch.setattr(judge, "build_pointwise_prompt", lambda question, solution, *, rubric: "Rate it.")
-    monkeypatch.setattr(judge, "build_pairwise_prompt", lambda question, first, second, *, rubric: "Which one?")
-    monkeypatch.setattr(consensus, "build_first_error_prompt", lambda question, steps: "Where does it go wrong?")
+    monkeypatch.setattr(judge, "build_pointwise_prompt", lambda question, solution, *, rubric, rationale: "Rate it.")
+    monkeypatch.setattr(judge, "build_pairwise_prompt", lambda question, first, second, *, rubric, rationale: "Which one?")
+    monkeypatch.setattr(consensus, "build_first_error_prompt", lambda question, steps, *, rationale: "Where does it go wrong?")
     monkeypatch.setattr(editors, "edit_prompt", lambda question, text, steps, k, instruction: f"Break it ({instruction}).")
 
 

@@ -16,9 +16,10 @@ from prefmill.engines.scripted import ScriptedEngine, last_user_text
 from prefmill.errors import EngineError, InputError
 from prefmill.schemas.tables import SCORED
 from prefmill.seeds import derived_seed
+from prefmill.tasks.judging import answer_format
 from prefmill.tasks.preference.judge import (
-    PAIRWISE_FORMAT,
-    POINTWISE_FORMAT,
+    PAIRWISE_LINE,
+    POINTWISE_LINE,
     build_pairwise_requests,
     build_pointwise_requests,
     judge_pairwise,
@@ -233,7 +234,7 @@ class TestBuildPointwiseRequests:
         assert message["role"] == "user"
         assert message["content"].startswith(DEFAULT_RUBRIC)
         assert f"[Problem]\n{QUESTION}\n\n[Solution]\n{WRONG}\n" in message["content"]
-        assert message["content"].endswith("`Score: <1-10>` (an integer from 1 to 10).")
+        assert message["content"].endswith("exactly `Score: <1-10>` (an integer from 1 to 10), and nothing else.")
 
     def test_question_is_the_last_user_message(self):
         prompt = [{"role": "user", "content": "first"}, {"role": "assistant", "content": "ok"}, {"role": "user", "content": "second"}]
@@ -261,19 +262,29 @@ class TestBuildPointwiseRequests:
 
 class TestConstrainedFormat:
     @pytest.mark.parametrize("constrained", [True, False])
-    def test_regex_attached_only_when_constrained(self, constrained):
-        cfg = JudgeConfig(constrained=constrained)
+    @pytest.mark.parametrize("rationale", [True, False])
+    def test_regex_attached_only_when_constrained(self, constrained, rationale):
+        cfg = JudgeConfig(constrained=constrained, rationale=rationale)
         (point,) = build_pointwise_requests(_samples(CORRECT), cfg=cfg)
         ab, ba = build_pairwise_requests(_pairs((CORRECT, WRONG)), cfg=cfg)
-        expected = (POINTWISE_FORMAT, PAIRWISE_FORMAT, PAIRWISE_FORMAT) if constrained else (None, None, None)
+        lines = (POINTWISE_LINE, PAIRWISE_LINE, PAIRWISE_LINE)
+        expected = tuple(answer_format(x, rationale=rationale) for x in lines) if constrained else (None, None, None)
         assert (point.sampling.regex, ab.sampling.regex, ba.sampling.regex) == expected
+        assert point.sampling.max_tokens == (256 if rationale else 12)
+        assert ("Explain your assessment" in point.messages[0]["content"]) is rationale
+
+    def test_without_rationale_the_format_is_the_answer_line_alone(self):
+        for text, ok in (("Score: 7", True), ("Score: 10", True), ("ok\nScore: 7", False), ("Score: 11", False)):
+            assert bool(re.fullmatch(answer_format(POINTWISE_LINE, rationale=False), text)) is ok, text
+        assert parse_pointwise("Score: 7") == (7, None, None) and parse_pairwise("Verdict: tie") == ("tie", None)
 
     @given(rationale=st.text(alphabet=st.characters(blacklist_characters="\n", blacklist_categories=("Cs",)),
                              min_size=1, max_size=300),
            score=st.integers(1, 10), verdict=st.sampled_from(["A", "B", "tie"]))
     def test_every_text_the_formats_allow_parses(self, rationale, score, verdict):
         point, pair = f"{rationale}\nScore: {score}", f"{rationale}\nVerdict: {verdict}"
-        assert re.fullmatch(POINTWISE_FORMAT, point) and re.fullmatch(PAIRWISE_FORMAT, pair)
+        assert re.fullmatch(answer_format(POINTWISE_LINE, rationale=True), point)
+        assert re.fullmatch(answer_format(PAIRWISE_LINE, rationale=True), pair)
         assert parse_pointwise(point)[0] == score
         assert parse_pairwise(pair)[0] == verdict
 
@@ -289,7 +300,7 @@ class TestBuildPairwiseRequests:
         assert {(r.sampling.n, r.sampling.logprobs) for r in requests} == {(2, False)}
         content = requests[0].messages[0]["content"]
         assert f"[Problem]\n{QUESTION}\n" in content
-        assert content.endswith("`Verdict: A`, `Verdict: B` or `Verdict: tie`.")
+        assert content.endswith("`Verdict: A`, `Verdict: B` or `Verdict: tie`, and nothing else.")
 
     def test_missing_column(self):
         with pytest.raises(InputError, match=r"missing column\(s\) \['rejected_text'\]"):

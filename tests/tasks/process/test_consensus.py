@@ -13,8 +13,9 @@ from prefmill.config import JudgeConfig
 from prefmill.engines.base import GenResult
 from prefmill.engines.scripted import ScriptedEngine, last_user_text
 from prefmill.errors import EngineError, InputError
+from prefmill.tasks.judging import answer_format
 from prefmill.tasks.process.consensus import (
-    FIRST_ERROR_FORMAT,
+    FIRST_ERROR_LINE,
     build_first_error_prompt,
     consensus,
     consensus_stats,
@@ -81,7 +82,7 @@ class TestParseFirstError:
     def test_guided_format_is_parsable(self, n, rationale):
         """Every text the guided-decoding regex allows parses (to a step or to out_of_range)."""
         text = f"{rationale}\nFirst error: {n}"
-        assert re.fullmatch(FIRST_ERROR_FORMAT, text)
+        assert re.fullmatch(answer_format(FIRST_ERROR_LINE, rationale=True), text)
         assert parse_first_error(text, 99) == (n - 1, None)
         assert parse_first_error(f"{rationale}\nFirst error: none", 3) == ("none", None)
 
@@ -134,7 +135,7 @@ class TestJudgeFirstErrors:
         judge_first_errors(chains, engine=ScriptedEngine(policy), cfg=JudgeConfig())
         judge_first_errors(chains, engine=ScriptedEngine(policy), cfg=JudgeConfig(constrained=False))
         assert [r.request_id for r in seen] == ["c1", "c1"]
-        assert seen[0].sampling.regex == FIRST_ERROR_FORMAT and seen[1].sampling.regex is None
+        assert seen[0].sampling.regex == FIRST_ERROR_LINE and seen[1].sampling.regex is None
         assert seen[0].messages[-1]["role"] == "user" and "What is (2 + 3) * 4?" in seen[0].messages[-1]["content"]
 
     def test_majority_of_samples(self):
