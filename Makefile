@@ -32,7 +32,7 @@ test: model
 	$(BIN)/python -m pytest -q
 
 bench: model
-	$(BIN)/python bench/engine.py
+	$(BIN)/python -m bench.engine
 
 clean:
 	rm -rf $(VENV) store

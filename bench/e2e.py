@@ -7,7 +7,7 @@ user's is). For both: wall, time inside the engine (its `generate` calls), time 
 tokens, tokens/s, peak RSS of the whole process tree (sampled every 0.1 s), and prefmill's first
 output line. Last line:
 
-    e2e speed_ratio=<plain wall / prefmill wall> overhead_s=<prefmill wall - plain wall> rss_ratio=<prefmill / plain> ...
+    e2e speed_ratio=<plain wall / prefmill wall> overhead_s=<prefmill wall - tuned wall> rss_ratio=<prefmill / plain> ...
 
     python -m bench.e2e [--size 8] [--n 4] [--max-tokens 256]
 """
@@ -31,11 +31,12 @@ ROOT = Path(__file__).resolve().parents[1]
 GSM8K = ROOT.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
 
 
-def _tree_rss(proc: psutil.Process) -> int:
+def _tree_memory(proc: psutil.Process) -> int:
+    """PSS of the process tree: shared pages (vLLM's engine process maps the same memory) count once."""
     total = 0
     for p in [proc, *proc.children(recursive=True)]:
         try:
-            total += p.memory_info().rss
+            total += p.memory_full_info().pss
         except psutil.Error:
             pass
     return total
@@ -59,7 +60,7 @@ def measure(cmd: list[str], env: dict[str, str], log: Path) -> dict:
         r.start()
     watched, peak = psutil.Process(proc.pid), 0
     while proc.poll() is None:
-        peak = max(peak, _tree_rss(watched))
+        peak = max(peak, _tree_memory(watched))
         time.sleep(0.1)
     wall = time.time() - start
     for r in readers:
@@ -90,6 +91,7 @@ def job(size: int, n: int, max_tokens: int, work: Path) -> tuple[Path, Path]:
     requests = build_requests(load_prompts(cfg.source), cfg=cfg.generate)
     spec = {
         "model": resolve_model("default"), "dtype": pick_dtype("auto", device=VLLMEngine._device()),
+        "device": VLLMEngine._device(),
         "generate": {"n": n, "temperature": 0.8, "top_p": cfg.generate.top_p, "max_tokens": max_tokens},
         "requests": [{"messages": list(r.messages), "seed": r.sampling.seed, "question": r.inputs["question"]} for r in requests],
         "judge": {"template": build_pointwise_prompt("\0Q\0", "\0S\0", rubric=cfg.judge.rubric, rationale=cfg.judge.rationale),
@@ -119,9 +121,12 @@ def main() -> None:
     for f in model.glob("*.safetensors"):  # both sides find the weights in the page cache
         f.read_bytes()
 
-    plain = measure([sys.executable, "-m", "bench.plain_vllm", str(job_file), str(work / "plain")], env, work / "plain.log")
-    figures = json.loads(plain["stdout"].strip().splitlines()[-1])
-    plain |= {"engine_s": figures["engine_s"], "tokens": figures["output_tokens"]}
+    sides = {}
+    for name in ("plain", "tuned"):
+        cmd = [sys.executable, "-m", "bench.plain_vllm", str(job_file), str(work / name), "defaults" if name == "plain" else "tuned"]
+        side = measure(cmd, env, work / f"{name}.log")
+        figures = json.loads(next(line for line in reversed(side["stdout"].splitlines()) if line.startswith('{"engine_s"')))
+        sides[name] = side | {"engine_s": figures["engine_s"], "tokens": figures["output_tokens"]}
 
     engine_log = work / "engine.jsonl"
     ours = measure([sys.executable, "-m", "prefmill.cli", "run", str(recipe), "--store", str(work / "store")],
@@ -129,15 +134,18 @@ def main() -> None:
     calls = [json.loads(line) for line in engine_log.read_text().splitlines()]
     ours |= {"engine_s": sum(c["end"] - c["start"] for c in calls), "tokens": sum(c["output_tokens"] for c in calls)}
 
+    sides["prefmill"] = ours
+    plain, tuned = sides["plain"], sides["tuned"]
     print(f"job: {args.size} questions x n={args.n} x {args.max_tokens} tokens, judge score per sample; work {work}")
     print(f"{'side':9s} {'wall_s':>7s} {'engine_s':>8s} {'outside_s':>9s} {'tokens':>7s} {'eng_tok/s':>9s} "
-          f"{'wall_tok/s':>10s} {'rss_gib':>7s} {'first_s':>7s}")
-    for name, side in (("plain", plain), ("prefmill", ours)):
+          f"{'wall_tok/s':>10s} {'pss_gib':>7s} {'first_s':>7s}")
+    for name, side in sides.items():
         print(f"{name:9s} {side['wall_s']:7.1f} {side['engine_s']:8.1f} {side['wall_s'] - side['engine_s']:9.1f} "
               f"{side['tokens']:7d} {side['tokens'] / side['engine_s']:9.1f} {side['tokens'] / side['wall_s']:10.1f} "
               f"{side['peak_rss'] / 2**30:7.2f} {side['first_output_s']:7.1f}")
-    print(f"e2e speed_ratio={plain['wall_s'] / ours['wall_s']:.3f} overhead_s={ours['wall_s'] - plain['wall_s']:.1f} "
-          f"rss_ratio={ours['peak_rss'] / plain['peak_rss']:.3f} first_output_s={ours['first_output_s']:.1f} "
+    print(f"e2e speed_ratio={plain['wall_s'] / ours['wall_s']:.3f} overhead_s={ours['wall_s'] - tuned['wall_s']:.1f} "
+          f"rss_ratio={ours['peak_rss'] / plain['peak_rss']:.3f} tuned_ratio={tuned['wall_s'] / ours['wall_s']:.3f} "
+          f"first_output_s={ours['first_output_s']:.1f} "
           f"prefmill_wall_s={ours['wall_s']:.1f} plain_wall_s={plain['wall_s']:.1f} "
           f"prefmill_rss_gib={ours['peak_rss'] / 2**30:.2f} plain_rss_gib={plain['peak_rss'] / 2**30:.2f}")
 

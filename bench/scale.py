@@ -3,8 +3,10 @@ many prompts, with the scripted engine standing in for a model at (almost) zero 
 
 On one H100 SmolLM2-135M writes 28k-45k tokens/s (datatrove); at ~200 tokens a sample that is ~140
 samples/s, so to keep such an engine >= 90% busy everything else prefmill does must cost <= 0.7 ms a
-sample. Each stage's time (read inputs, run, write outputs) comes from the flows' own stage timings;
-the engine's share (the scripted policy's Python) is measured around its calls and subtracted.
+sample the engine writes (policy samples, rollouts; judge verdicts are not counted). Each stage's time (read inputs, run, write outputs) comes from the flows' own stage timings; the
+rest of the flow's wall time (loading prompts, publishing, Prefect's orchestration) is its own row;
+the engine's share (the scripted policy's Python) is measured around its calls and subtracted from
+the wall time, which gives the figure that counts: work outside the engine per sample.
 Prompts are GSM8K train questions, numbered to make as many distinct ones as asked.
 
     python -m bench.scale [--prompts 100000] [--n 8] [--process-prompts 2000]
@@ -29,18 +31,24 @@ TRAIN = ROOT.parent / "shared" / "data" / "gsm8k" / "train.jsonl"
 TARGET_MS = 0.7
 
 
+JUDGING = {"judge_pointwise", "judge_pairwise", "first_error"}
+
+
 class TimedEngine:
-    """An engine that adds up the seconds spent inside it."""
+    """An engine that adds up the seconds spent inside it and the samples it wrote: policy samples,
+    rollouts and continuations (what costs a GPU ~200 tokens each), not judge verdicts (~5 tokens)."""
 
     def __init__(self, inner) -> None:
-        self.inner, self.fingerprint, self.seconds = inner, inner.fingerprint, 0.0
+        self.inner, self.fingerprint, self.seconds, self.samples = inner, inner.fingerprint, 0.0, 0
 
     def generate(self, requests):
         start = time.perf_counter()
         try:
-            return self.inner.generate(requests)
+            results = self.inner.generate(requests)
         finally:
             self.seconds += time.perf_counter() - start
+        self.samples += sum(len(r.completions) for q, r in zip(requests, results) if q.purpose not in JUDGING)
+        return results
 
 
 def make_source(count: int, folder: Path) -> tuple[Path, dict[str, str]]:
@@ -77,7 +85,7 @@ def run(flow_name: str, recipe: dict, refs: dict[str, str], store: Path) -> tupl
     finally:
         progress.remove_stage_listener(listener)
     wall = time.perf_counter() - start
-    return dict(stages), engine.seconds, wall, cfg.source.limit * cfg.generate.n
+    return dict(stages), engine.seconds, wall, engine.samples
 
 
 def main() -> None:
@@ -112,7 +120,9 @@ def main() -> None:
     for name, (stages, engine_s, wall, samples) in results.items():
         for stage, seconds in sorted(stages.items(), key=lambda kv: -kv[1]):
             print(f"{name:10s} {stage:18s} {seconds:8.1f} {seconds / samples * 1e6:12.0f}")
-        cpu = sum(stages.values()) - engine_s
+        other = wall - sum(stages.values())
+        print(f"{name:10s} {'(rest of the flow)':18s} {other:8.1f} {other / samples * 1e6:12.0f}   load, publish, Prefect")
+        cpu = wall - engine_s
         print(f"{name:10s} {'(engine, removed)':18s} {engine_s:8.1f}")
         print(f"{name:10s} {'= outside engine':18s} {cpu:8.1f} {cpu / samples * 1e6:12.0f}   wall {wall:.1f} s, {samples} samples")
         figures[name] = (cpu, samples)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -72,6 +70,7 @@ def _run(config: Path, root: Path, overrides: list[str], server) -> None:
 
     from prefmill import progress
     from prefmill.config import load_config
+    from prefmill.flows.console import no_console_tracebacks
     from prefmill.flows.server import prefect_api
     from prefmill.models import check_model
     from prefmill.sources import check_eval_files, load_prompts
@@ -79,6 +78,10 @@ def _run(config: Path, root: Path, overrides: list[str], server) -> None:
 
     try:
         cfg = load_config(config, overrides)
+        if any(engine.kind == "vllm" for _, engine in _engines(cfg)):
+            from prefmill.engines.vllm import preload
+
+            preload()  # its import overlaps the checks below and the Prefect server's start
         load_prompts(cfg.source)  # a bad input fails here, in one line, before Prefect starts
         if cfg.decontamination.enabled:
             check_eval_files(cfg.decontamination.eval_files, field=cfg.decontamination.field)
@@ -103,7 +106,7 @@ def _run(config: Path, root: Path, overrides: list[str], server) -> None:
 
     progress.add_listener(listener)
     try:
-        with prefect_api(server), bar, _no_console_tracebacks():
+        with prefect_api(server), bar, no_console_tracebacks():
             result = run_flow(config=cfg.model_dump(mode="json"), store=str(root))
     except PrefmillError as exc:
         _fail(exc)
@@ -120,31 +123,6 @@ def _engines(cfg) -> list[tuple[str, object]]:
     named = [("engine", cfg.engine), ("judge.engine", cfg.judge.engine), ("rise.engine", cfg.rise.engine),
              ("filters.cream_judge", getattr(cfg.filters, "cream_judge", None))]
     return [(field, engine) for field, engine in named if engine is not None]
-
-
-@contextmanager
-def _no_console_tracebacks() -> Iterator[None]:
-    """Prefect logs a failed task's traceback to the console; for an error this command reports in one
-    line (a `PrefmillError`, an `OSError`) the console shows Prefect's line without it (the UI keeps it)."""
-    from prefect.logging.handlers import PrefectConsoleHandler
-
-    original = PrefectConsoleHandler.format
-
-    def format(self, record):
-        exc = record.exc_info[1] if record.exc_info else None
-        if not isinstance(exc, (PrefmillError, OSError)):
-            return original(self, record)
-        saved, (record.exc_info, record.exc_text) = (record.exc_info, record.exc_text), (None, None)
-        try:
-            return original(self, record)
-        finally:
-            record.exc_info, record.exc_text = saved
-
-    PrefectConsoleHandler.format = format
-    try:
-        yield
-    finally:
-        PrefectConsoleHandler.format = original
 
 
 def _check_dataset(dataset: str) -> None:

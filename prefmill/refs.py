@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,12 +46,35 @@ class TableRef:
         return self._problem(_read(self.path)) is None
 
     def read(self) -> pl.DataFrame:
+        key, stat = (self.path, self.sha256, self.size), _stat(self.path)
+        if (hit := _VERIFIED.get(key)) is not None and stat is not None and hit[0] == stat:
+            _VERIFIED.move_to_end(key)
+            return hit[1]
         data = _read(self.path)
         if problem := self._problem(data):
             raise StaleRefError(
                 f"{self.path}: {problem}", hint="rerun the same command: the stage that wrote it is recomputed"
             )
-        return pl.read_parquet(io.BytesIO(data))
+        frame = pl.read_parquet(io.BytesIO(data))
+        if stat is not None:
+            _VERIFIED[key] = (stat, frame)
+            while len(_VERIFIED) > _KEEP:
+                _VERIFIED.popitem(last=False)
+        return frame
+
+
+# Frames read and checked in this process, while their file is untouched (same inode, size, mtime):
+# one table read by many stages (the prompts by every generation chunk) is hashed and parsed once.
+_KEEP = 4
+_VERIFIED: OrderedDict[tuple[str, str, int], tuple[tuple[int, int, int], pl.DataFrame]] = OrderedDict()
+
+
+def _stat(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _read(path: str) -> bytes | None:
