@@ -8,7 +8,7 @@ from __future__ import annotations
 from prefmill.config import EngineConfig, RunConfig
 from prefmill.engines import engine_for
 from prefmill.engines.cached import CachingEngine
-from prefmill.errors import ConfigError
+from prefmill.errors import ConfigError, StoreError
 from prefmill.flows.gpu import GpuSlot
 from prefmill.flows.sampling import Sampled
 from prefmill.refs import TableRef
@@ -34,7 +34,12 @@ def anchor_samples(sampled: Sampled, cfg: RunConfig) -> tuple[TableRef | None, s
 def future_samples(sampled: Sampled, cfg: RunConfig) -> tuple[TableRef, str]:
     """Future-Guided Chosen's samples: `pairs.future_version`, which another (newer) model must have made."""
     version = cfg.pairs.future_version
-    if read_manifest(sampled.root, cfg.dataset, version).get("engine") == sampled.engine.fingerprint:
+    try:
+        manifest = read_manifest(sampled.root, cfg.dataset, version)
+    except StoreError as exc:
+        raise ConfigError(f"pairs.future_version: {exc.message}", hint="name a version of this dataset "
+                          "sampled by the future model (`prefmill versions DATASET`)") from None
+    if manifest.get("engine") == sampled.engine.fingerprint:
         raise ConfigError(f"pairs.future_version: {cfg.dataset} {version} was made by this run's own model, "
                           "not a newer one", hint="name a version sampled by the future model")
     return samples_of(sampled, cfg, version), version

@@ -36,12 +36,12 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _start(tmp_path: Path, latency: float) -> tuple[subprocess.Popen, Path]:
+def _start(tmp_path: Path, latency: float, **sections) -> tuple[subprocess.Popen, Path]:
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(yaml.safe_dump({
         "dataset": "server", "source": {"path": str(GSM8K / "train.jsonl"), "limit": 4},
         "engine": {"kind": "scripted", "latency": latency}, "generate": {"n": 1},
-        "decontamination": {"enabled": False},
+        "decontamination": {"enabled": False}, **sections,
     }))
     home, log = tmp_path / "prefect-home", tmp_path / "run.log"
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PYTEST_CURRENT_TEST")}
@@ -85,3 +85,15 @@ def test_a_killed_run_leaves_no_server_behind(tmp_path, sig):
     if alive:
         os.kill(servers[0], signal.SIGKILL)
     assert not alive, f"the temporary server outlived `prefmill run` killed by {sig.name}"
+
+
+def test_an_error_inside_the_flow_is_said_once_without_prefects_restatements(tmp_path):
+    """A bad recipe value only the flow can see (a version that does not exist): prefmill's one
+    line, exit 2; Prefect's "Encountered exception" and "Finished in state Failed" lines stay in its
+    UI and API logs, off the console."""
+    proc, log = _start(tmp_path, latency=0, pairs={"strategy": "anchored", "future_version": "v0009"})
+    assert proc.wait(timeout=180) == 2, log.read_text()
+    out = log.read_text()
+    errors = [line for line in out.splitlines() if line.startswith("error:")]
+    assert errors == ["error: pairs.future_version: " + f"{tmp_path / 'store' / 'server'}: no versions of dataset 'server'"], out
+    assert "Encountered exception" not in out and "Finished in state Failed" not in out and "Traceback" not in out, out
