@@ -1,44 +1,40 @@
-"""Progress of long stages: Prefect logs always, plus a listener (the CLI's rich bar) when one is set."""
+"""Progress of long stages: Prefect logs always, plus listeners (the CLI's rich bar, a benchmark's
+stage timer) when some are set."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 Listener = Callable[[str, int, int], None]  # (stage, done, total)
-
-_listeners: list[Listener] = []
-
-
-def add_listener(listener: Listener) -> None:
-    _listeners.append(listener)
+StageListener = Callable[[str, float], None]  # (stage, seconds its computation took)
 
 
-def remove_listener(listener: Listener) -> None:
-    if listener in _listeners:
-        _listeners.remove(listener)
+class _Listeners:
+    def __init__(self) -> None:
+        self.items: list[Callable[..., None]] = []
+
+    def add(self, listener: Callable[..., None]) -> None:
+        self.items.append(listener)
+
+    def remove(self, listener: Callable[..., None]) -> None:
+        if listener in self.items:
+            self.items.remove(listener)
+
+    def emit(self, *args: Any) -> None:
+        for listener in list(self.items):
+            listener(*args)
+
+
+_progress, _stages = _Listeners(), _Listeners()
+add_listener, remove_listener = _progress.add, _progress.remove
+add_stage_listener, remove_stage_listener = _stages.add, _stages.remove
 
 
 def report(stage: str, done: int, total: int) -> None:
-    for listener in list(_listeners):
-        listener(stage, done, total)
-
-
-StageListener = Callable[[str, float], None]  # (stage, seconds its computation took)
-
-_stage_listeners: list[StageListener] = []
-
-
-def add_stage_listener(listener: StageListener) -> None:
-    _stage_listeners.append(listener)
-
-
-def remove_stage_listener(listener: StageListener) -> None:
-    if listener in _stage_listeners:
-        _stage_listeners.remove(listener)
+    _progress.emit(stage, done, total)
 
 
 def report_stage(stage: str, seconds: float) -> None:
     """A stage computed (not served from the cache) in `seconds`: read inputs, run, write outputs."""
-    for listener in list(_stage_listeners):
-        listener(stage, seconds)
-
+    _stages.emit(stage, seconds)
