@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -33,6 +35,15 @@ StoreOpt = Annotated[
 
 def _store(store: Path | None) -> Path:
     return store if store is not None else default_store()
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """A `PrefmillError` inside the block: one clear line, exit 2."""
+    try:
+        yield
+    except PrefmillError as exc:
+        _fail(exc)
 
 
 def _fail(exc: PrefmillError) -> None:
@@ -128,10 +139,8 @@ def _engines(cfg) -> list[tuple[str, object]]:
 def _check_dataset(dataset: str) -> None:
     from prefmill.store import check_dataset_name
 
-    try:
+    with _errors():
         check_dataset_name(dataset)
-    except PrefmillError as exc:
-        _fail(exc)
 
 
 @app.command()
@@ -187,11 +196,26 @@ def show(
     from prefmill.store import read_manifest
 
     _check_dataset(dataset)
-    try:
+    with _errors():
         manifest = read_manifest(_store(store), dataset, version)
-    except PrefmillError as exc:
-        _fail(exc)
     console.print_json(json.dumps(manifest))
+
+
+@app.command()
+def diff(
+    dataset: Annotated[str, typer.Argument(help="Dataset name.")],
+    old: Annotated[str, typer.Argument(help="The earlier version, v0001 or 1.")],
+    new: Annotated[str, typer.Argument(help="The later version.")],
+    store: StoreOpt = None,
+) -> None:
+    """Rows added, removed and changed per config (matched by id), and the stats that moved."""
+    from prefmill.diff import diff_tables, diff_versions
+
+    _check_dataset(dataset)
+    with _errors():
+        configs, stats = diff_versions(_store(store), dataset, old, new)
+    for table in diff_tables(dataset, old, new, configs, stats):
+        console.print(table)
 
 
 class Format(str, Enum):
@@ -213,10 +237,8 @@ def query(
     if dataset != "*":
         _check_dataset(dataset)
     skipped: list[str] = []
-    try:
+    with _errors():
         frame = run_query(_store(store), sql, dataset=dataset, skipped=skipped)
-    except PrefmillError as exc:
-        _fail(exc)
     for line in skipped:
         _warn(line)
     if format is Format.csv:
@@ -242,10 +264,8 @@ def verify_file(
     """Check answers with math-verify: writes the rows plus `extracted`, `reference_answer`, `correct`."""
     from prefmill.verify_file import verify_file as run_verify
 
-    try:
+    with _errors():
         counts = run_verify(input, completion_field=completion_field, reference_field=reference_field, out=out)
-    except PrefmillError as exc:
-        _fail(exc)
     unjudged = counts["unjudged"]
     why = f"; {sum(unjudged.values())} without a verdict ({', '.join(f'{k}={v}' for k, v in unjudged.items())})" if unjudged else ""
     console.print(f"{counts['correct']} of {counts['rows']} correct{why} -> {out}", highlight=False)
@@ -259,10 +279,8 @@ def deploy(
     """Create the deployments (schedules, work pool, one-at-a-time GPU limit) on the server in PREFECT_API_URL."""
     from prefmill.flows.deploy import apply
 
-    try:
+    with _errors():
         names = apply(file, project=project)
-    except PrefmillError as exc:
-        _fail(exc)
     for name in names:
         console.print(f"deployed {name}", highlight=False)
     console.print("start a worker: prefect worker start --pool <work pool>", highlight=False)
@@ -279,10 +297,8 @@ def publish_cmd(
     """Publish a version: one Hub commit (data, README.md card) tagged vNNNN, or the same files in a folder."""
     from prefmill.hub import publish
 
-    try:
+    with _errors():
         console.print(publish(_store(store), dataset, version, repo=repo, private=private).message, highlight=False)
-    except PrefmillError as exc:
-        _fail(exc)
 
 
 @app.command("card")
@@ -294,10 +310,8 @@ def card_cmd(
     """Print a version's dataset card (README.md with YAML front matter), as `publish` writes it."""
     from prefmill.card import render_card
 
-    try:
+    with _errors():
         typer.echo(render_card(_store(store), dataset, version), nl=False)
-    except PrefmillError as exc:
-        _fail(exc)
 
 
 @app.command("prepare-model")
@@ -305,10 +319,8 @@ def prepare_model(force: Annotated[bool, typer.Option(help="Convert again even i
     """Convert the packaged default model (SmolLM2-135M-Instruct GGUF) to safetensors, once."""
     from prefmill.models import prepare_default_model
 
-    try:
+    with _errors():
         console.print(str(prepare_default_model(force=force)))
-    except PrefmillError as exc:
-        _fail(exc)
 
 
 if __name__ == "__main__":
