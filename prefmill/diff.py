@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow.parquet as pq
 
-from prefmill.refs import TableRef
+from prefmill.refs import StaleRefError, TableRef
 from prefmill.store import read_manifest
 
 KEYS = {"samples": "sample_id", "pairs": "pair_id", "votes": "prompt_id", "steps": "chain_id",
@@ -48,43 +49,48 @@ class StatDelta:
         return None if self.old is None or self.new is None else self.new - self.old
 
 
-def _frames(root: Path, dataset: str, manifest: dict[str, Any]) -> dict[str, pl.DataFrame]:
-    by_config: dict[str, list[pl.DataFrame]] = {}
+def _files(root: Path, dataset: str, manifest: dict[str, Any]) -> dict[str, list[str]]:
+    """config -> its files, each checked against the manifest's size and sha256 first."""
+    by_config: dict[str, list[str]] = {}
     version = manifest["version"]
     for rel, info in sorted(manifest.get("files", {}).items()):
         parts = rel.split("/")
         if len(parts) != 3 or parts[0] != "data" or not rel.endswith(".parquet"):
             continue
         ref = TableRef(str(root / dataset / version / rel), info["rows"], info["sha256"], info.get("bytes", -1))
-        by_config.setdefault(parts[1], []).append(ref.read())
-    return {config: pl.concat(frames, how="diagonal_relaxed") for config, frames in by_config.items()}
+        if problem := ref.problem():
+            raise StaleRefError(f"{ref.path}: {problem}", hint="the version was changed after it was published")
+        by_config.setdefault(parts[1], []).append(ref.path)
+    return by_config
 
 
-def _keyed(frame: pl.DataFrame, key: str | None, columns: list[str]) -> pl.DataFrame:
-    """`_k` (the id and its occurrence) and `_h` (a hash of the shared columns) per row."""
-    if frame.width == 0:  # the config is not in this version
+def _columns(paths: list[str]) -> list[str]:
+    return list(dict.fromkeys(c for p in paths for c in pq.read_schema(p).names))
+
+
+def _keyed(paths: list[str], key: str | None, columns: list[str]) -> pl.DataFrame:
+    """`_k` (the id and its occurrence) and `_h` (a hash of the shared columns) per row; only these
+    two columns are kept in memory, so a diff of 1M-row versions stays small."""
+    if not paths:  # the config is not in this version
         return pl.DataFrame(schema={"_k": pl.String, "_h": pl.UInt64})
-    hashed = frame.select(_h=pl.struct(columns).hash(seed=0)) if columns else frame.select(_h=pl.lit(0, pl.UInt64))
-    if key is None or key not in frame.columns:
-        ident = hashed["_h"].cast(pl.String)  # no id: rows are matched by content
-    else:
-        ident = frame[key].cast(pl.String).fill_null("")
-    occurrence = pl.int_range(pl.len()).over("_id").cast(pl.String)
-    return (pl.DataFrame({"_id": ident, "_h": hashed["_h"]})
-            .with_columns(_k=pl.col("_id") + "#" + occurrence).select("_k", "_h"))
+    frame = pl.concat([pl.scan_parquet(p) for p in paths], how="diagonal_relaxed")
+    hashed = pl.struct(columns).hash(seed=0) if columns else pl.lit(0, pl.UInt64)
+    ident = pl.col(key).cast(pl.String).fill_null("") if key in columns else hashed.cast(pl.String)  # no id: by content
+    return (frame.select(_id=ident, _h=hashed)
+            .with_columns(_k=pl.col("_id") + "#" + pl.int_range(pl.len()).over("_id").cast(pl.String))
+            .select("_k", "_h").collect())
 
 
-def diff_config(config: str, old: pl.DataFrame | None, new: pl.DataFrame | None) -> ConfigDiff:
+def diff_config(config: str, old: list[str], new: list[str]) -> ConfigDiff:
     key = KEYS.get(config)
-    old = old if old is not None else pl.DataFrame()
-    new = new if new is not None else pl.DataFrame()
-    shared = [c for c in new.columns if c in old.columns]
+    old_columns, new_columns = _columns(old), _columns(new)
+    shared = [c for c in new_columns if c in old_columns] if old and new else (new_columns or old_columns)
     a, b = _keyed(old, key, shared), _keyed(new, key, shared)
     both = b.join(a, on="_k", how="inner", suffix="_old")
     added = b.join(a, on="_k", how="anti").height
     removed = a.join(b, on="_k", how="anti").height
     changed = int((both["_h"] != both["_h_old"]).sum()) if both.height else 0
-    return ConfigDiff(config, key if key in new.columns or key in old.columns else None, old.height, new.height,
+    return ConfigDiff(config, key if key in old_columns + new_columns else None, a.height, b.height,
                       added, removed, changed)
 
 
@@ -101,8 +107,8 @@ def _numbers(stats: Any, prefix: str = "") -> dict[str, float]:
 def diff_versions(root: Path, dataset: str, old: str, new: str) -> tuple[list[ConfigDiff], list[StatDelta]]:
     """Per-config row changes and the stats that differ, from `old` to `new`."""
     m_old, m_new = read_manifest(root, dataset, old), read_manifest(root, dataset, new)
-    f_old, f_new = _frames(root, dataset, m_old), _frames(root, dataset, m_new)
-    configs = [diff_config(c, f_old.get(c), f_new.get(c)) for c in sorted(set(f_old) | set(f_new))]
+    f_old, f_new = _files(root, dataset, m_old), _files(root, dataset, m_new)
+    configs = [diff_config(c, f_old.get(c, []), f_new.get(c, [])) for c in sorted(set(f_old) | set(f_new))]
     s_old, s_new = _numbers(m_old.get("stats")), _numbers(m_new.get("stats"))
     stats = [StatDelta(k, s_old.get(k), s_new.get(k)) for k in sorted(set(s_old) | set(s_new))
              if s_old.get(k) != s_new.get(k)]

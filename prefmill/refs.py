@@ -43,7 +43,11 @@ class TableRef:
 
     def intact(self) -> bool:
         """True when the file still holds exactly what was written."""
-        return self._problem(_read(self.path)) is None
+        return self.problem() is None
+
+    def problem(self) -> str | None:
+        """What is wrong with the file (missing, truncated, changed), or None."""
+        return self._problem(_read(self.path))
 
     def read(self) -> pl.DataFrame:
         key, stat = (self.path, self.sha256, self.size), _stat(self.path)
