@@ -90,7 +90,7 @@ def main() -> None:
     edited = pairs.set_column(pairs.schema.get_field_index("margin"), "margin", pa.array(np.where(changed, margin + 1, margin)))
     timed("publish v0002 (1% changed)", lambda: publish_version(store, "bench", {"pairs": edited, "samples": samples}, config={"v": 2}))
     expected = int(changed.sum())
-    del pairs, edited, margin, samples  # the diff reads the published files, not these
+    pairs = edited = margin = samples = None  # free them: the diff reads the published files
     configs, _ = timed("diff v0001 v0002", lambda: diff_versions(store, "bench", "v0001", "v0002"))
     found = {c.config: c.changed for c in configs}
     assert found == {"pairs": expected, "samples": 0}, found
