@@ -18,7 +18,10 @@ from prefmill.store import first_iteration, read_manifest
 def samples_of(sampled: Sampled, cfg: RunConfig, version: str) -> TableRef:
     """The published samples of `version`, checked against its manifest when read."""
     rel = "data/samples/train-00000-of-00001.parquet"
-    info = read_manifest(sampled.root, cfg.dataset, version)["files"][rel]
+    info = read_manifest(sampled.root, cfg.dataset, version).get("files", {}).get(rel)
+    if info is None:
+        raise ConfigError(f"{cfg.dataset} {version} has no samples ({rel}): not a preference version",
+                          hint="name a version made by the preference recipe")
     return TableRef(str(sampled.root / cfg.dataset / version / rel), info["rows"], info["sha256"], info.get("bytes", -1))
 
 

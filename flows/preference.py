@@ -45,7 +45,7 @@ def preference(config: dict[str, Any], store: str = "store") -> dict[str, Any]:
 
     anchor, anchor_version = anchor_samples(sampled, cfg) if cfg.pairs.strategy == "anchored" else (None, None)
     future, future_version = future_samples(sampled, cfg) if cfg.pairs.future_version else (None, None)
-    if future is not None and cfg.judge.pointwise:
+    if future is not None and anchor is not None and cfg.judge.pointwise:  # no anchor: no pair to choose for
         future = rejudge_task(future, cfg=cfg.judge, engine=judge_engine, work=work)
     candidates = pairs_task(samples, prompts, votes, anchor, future, cfg=cfg.pairs, parent_version=anchor_version,
                             future_version=future_version, work=work)

@@ -26,7 +26,8 @@ from contextlib import contextmanager
 from prefmill.errors import PrefmillError
 
 _PR_SET_PDEATHSIG = 1
-STARTUP_TIMEOUT = float(os.environ.get("PREFMILL_SERVER_STARTUP_TIMEOUT", "180"))  # a loaded machine is slow
+TIMEOUT_ENV = "PREFMILL_SERVER_STARTUP_TIMEOUT"  # seconds; default 180 (a loaded machine is slow)
+_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here: nothing may load a library between fork and exec
 
 
 class ServerError(PrefmillError):
@@ -34,8 +35,7 @@ class ServerError(PrefmillError):
 
 
 def _die_with_parent(parent: int) -> None:  # runs in the child, between fork and exec
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
 
@@ -65,8 +65,9 @@ class TemporaryServer:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api"
 
-    def wait(self, timeout: float = STARTUP_TIMEOUT) -> str:
+    def wait(self, timeout: float | None = None) -> str:
         """Block until the server answers /health; its API URL."""
+        timeout = _startup_timeout() if timeout is None else timeout
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -98,6 +99,17 @@ class TemporaryServer:
         self.log.close()
 
 
+def _startup_timeout() -> float:
+    raw = os.environ.get(TIMEOUT_ENV, "180")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ServerError(f"{TIMEOUT_ENV}={raw[:40]!r}: expected a number of seconds > 0")
+    return value
+
+
 def start_api() -> TemporaryServer | None:
     """Start a temporary server now unless PREFECT_API_URL names one (a shared server, deployments, or
     Prefect's settings in this process when it has imported them: a test harness, a profile)."""
@@ -115,6 +127,12 @@ def start_api() -> TemporaryServer | None:
 def prefect_api(server: TemporaryServer | None) -> Iterator[None]:
     """Flows inside this block talk to `server` (waited for here), or to PREFECT_API_URL."""
     if server is None:
+        yield
+        return
+    from prefect.settings import get_current_settings
+
+    if get_current_settings().api.url:  # a profile, prefect.toml or .env names a server: use it
+        server.stop()
         yield
         return
     try:

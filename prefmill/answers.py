@@ -51,7 +51,7 @@ _LATEX_NOISE = (("{,}", ","), ("\\$", ""), ("\\,", ""), ("\\!", ""), ("\\%", "")
 # A GSM8K amount: thousands grouped by commas (a bare "2,3" is a list), maybe a percent sign.
 _AMOUNT = re.compile(r"(-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\.\d+)\s*%?")
 _PLAIN_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:/\d+)?")
-_INTEGER = re.compile(r"-?\d{1,30}")
+_INTEGER = re.compile(r"-?[0-9]{1,30}")
 # Arithmetic with a factorial (`5!`, `10!/(3!7!)`): math, not a number followed by a "!".
 _FACTORIAL = re.compile(r"(?=.*[\d)]!)[\d\s+\-*/()!^]+")
 # "3 + 4 i": math-verify reads a spaced "4 i" with another symbol i than "4i", so the two never match.

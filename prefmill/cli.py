@@ -89,10 +89,6 @@ def _run(config: Path, root: Path, overrides: list[str], server) -> None:
 
     try:
         cfg = load_config(config, overrides)
-        if any(engine.kind == "vllm" for _, engine in _engines(cfg)):
-            from prefmill.engines.vllm import preload
-
-            preload()  # its import overlaps the checks below and the Prefect server's start
         load_prompts(cfg.source)  # a bad input fails here, in one line, before Prefect starts
         if cfg.decontamination.enabled:
             check_eval_files(cfg.decontamination.eval_files, field=cfg.decontamination.field)
@@ -102,6 +98,10 @@ def _run(config: Path, root: Path, overrides: list[str], server) -> None:
         check_writable(root, cfg.dataset)  # last: it creates the store folder when it is missing
     except PrefmillError as exc:
         _fail(exc)
+    if any(engine.kind == "vllm" for _, engine in _engines(cfg)):
+        from prefmill.engines.vllm import preload
+
+        preload()  # its import overlaps the flow's imports and the Prefect server's start
     if cfg.flow == "process":
         from prefmill.flows.process import process as run_flow
     else:

@@ -3,7 +3,7 @@ by each config's id column), and the manifest stats that moved.
 
 Rows are matched by id (`sample_id`, `pair_id`, `prompt_id`, `chain_id`); an id that repeats within a
 version is matched by its occurrence. A row is "changed" when its id is in both versions and any
-column the two versions share differs. Every file is read through its manifest's size and sha256, so
+column the two versions share (with the same type) differs. Every file is read through its manifest's size and sha256, so
 a damaged version is reported, never silently compared.
 """
 
@@ -64,8 +64,9 @@ def _files(root: Path, dataset: str, manifest: dict[str, Any]) -> dict[str, list
     return by_config
 
 
-def _columns(paths: list[str]) -> list[str]:
-    return list(dict.fromkeys(c for p in paths for c in pq.read_schema(p).names))
+def _columns(paths: list[str]) -> dict[str, str]:
+    """column -> its Arrow type, over the config's files."""
+    return {f.name: str(f.type) for p in paths for f in pq.read_schema(p)}
 
 
 def _keyed(paths: list[str], key: str | None, columns: list[str]) -> pl.DataFrame:
@@ -84,13 +85,16 @@ def _keyed(paths: list[str], key: str | None, columns: list[str]) -> pl.DataFram
 def diff_config(config: str, old: list[str], new: list[str]) -> ConfigDiff:
     key = KEYS.get(config)
     old_columns, new_columns = _columns(old), _columns(new)
-    shared = [c for c in new_columns if c in old_columns] if old and new else (new_columns or old_columns)
+    # Compared: the columns both versions have with the same type (a hash depends on the type, so a
+    # column whose type changed would make every row look changed).
+    shared = ([c for c, t in new_columns.items() if old_columns.get(c) == t] if old and new
+              else list(new_columns or old_columns))
     a, b = _keyed(old, key, shared), _keyed(new, key, shared)
     both = b.join(a, on="_k", how="inner", suffix="_old")
     added = b.join(a, on="_k", how="anti").height
     removed = a.join(b, on="_k", how="anti").height
     changed = int((both["_h"] != both["_h_old"]).sum()) if both.height else 0
-    return ConfigDiff(config, key if key in old_columns + new_columns else None, a.height, b.height,
+    return ConfigDiff(config, key if key in shared else None, a.height, b.height,
                       added, removed, changed)
 
 

@@ -53,15 +53,15 @@ class TableRef:
         key, stat = (self.path, self.sha256, self.size), _stat(self.path)
         if (hit := _VERIFIED.get(key)) is not None and stat is not None and hit[0] == stat:
             _VERIFIED.move_to_end(key)
-            return hit[1]
+            return hit[1].clone()  # callers may change their frame in place; the cached one stays as read
         data = _read(self.path)
         if problem := self._problem(data):
             raise StaleRefError(
                 f"{self.path}: {problem}", hint="rerun the same command: the stage that wrote it is recomputed"
             )
         frame = pl.read_parquet(io.BytesIO(data))
-        if stat is not None:
-            _VERIFIED[key] = (stat, frame)
+        if stat is not None and len(data) <= _MAX_BYTES:
+            _VERIFIED[key] = (stat, frame.clone())
             while len(_VERIFIED) > _KEEP:
                 _VERIFIED.popitem(last=False)
         return frame
@@ -70,6 +70,7 @@ class TableRef:
 # Frames read and checked in this process, while their file is untouched (same inode, size, mtime):
 # one table read by many stages (the prompts by every generation chunk) is hashed and parsed once.
 _KEEP = 4
+_MAX_BYTES = 64 * 2**20  # small tables only (the prompts): big ones are read once or twice anyway
 _VERIFIED: OrderedDict[tuple[str, str, int], tuple[tuple[int, int, int], pl.DataFrame]] = OrderedDict()
 
 

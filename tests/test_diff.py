@@ -63,3 +63,13 @@ def test_a_damaged_file_is_reported_not_compared(tmp_path):
     target.write_bytes(target.read_bytes()[:-10])
     bad = runner.invoke(app, ["diff", "d", "1", "2", "--store", str(tmp_path)])
     assert bad.exit_code == 2 and "bytes" in bad.output, bad.output
+
+
+def test_a_column_whose_type_changed_does_not_make_every_row_changed(tmp_path):
+    rows = {"pair_id": ["a", "b"], "rank": [1, 2]}
+    publish_version(tmp_path, "d", {"pairs": pa.table(rows, schema=pa.schema([("pair_id", pa.string()), ("rank", pa.int32())]))},
+                    config={"k": 1})
+    publish_version(tmp_path, "d", {"pairs": pa.table(rows, schema=pa.schema([("pair_id", pa.string()), ("rank", pa.int64())]))},
+                    config={"k": 2})
+    (pairs,) = diff_versions(tmp_path, "d", "1", "2")[0]
+    assert (pairs.key, pairs.changed, pairs.unchanged) == ("pair_id", 0, 2)

@@ -63,7 +63,7 @@ def preload() -> None:
 
 def _import_vllm() -> None:
     try:
-        import vllm  # noqa: F401
+        from vllm import LLM  # noqa: F401 - vllm's top-level import is lazy
     except Exception:  # noqa: BLE001 - the flow's own import reports it
         pass
 

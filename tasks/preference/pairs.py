@@ -18,9 +18,13 @@ judge's rubric score when judging is on (`pairs.judge_weight`). Strategies:
 - `spin`: reference solution vs the model's own sample (SPIN).
 - `anchored`: Temporal Self-Rewarding's Anchored Rejection (Wang et al. 2025): the best current
   sample vs the worst output of the lineage's FIRST model (the flow passes the first version's
-  samples). Differences: the initial model's published samples on shared prompts stand in for
-  new generations of it, they keep the scores published with them (not re-judged by the current
-  judge), and Future-Guided Chosen (sampling chosen from the next model) is not done.
+  samples). Future-Guided Chosen (`pairs.future_version`): the flow passes the samples a newer model
+  (the temporary future model) published on the same prompts, re-scored by this run's judge (or,
+  with the judge off, by the verifier alone, as this run's are); where the best of them scores
+  strictly higher than this run's best it is chosen instead (`chosen_source="future"`), as the
+  paper replaces chosen only when the future does better. Differences: published samples of the
+  initial and future models on shared prompts stand in for fresh generations of them, and the
+  anchors keep the scores published with them (not re-judged).
 
 `pairs.curriculum` (on by default for `curry`) returns the rows sorted by `curriculum_rank`, so the
 published file is in training order. Every prompt yields rows; those without a pair keep
@@ -195,6 +199,8 @@ def build_pairs(
     when `cfg.in_curriculum_order`.
     """
     by_prompt = _by_prompt(samples, cfg)
+    if future_samples is not None and "judge_score" not in samples.columns:  # scored as this run's are
+        future_samples = future_samples.drop("judge_score", strict=False)
     parent_by_prompt, future_by_prompt = _by_prompt(parent_samples, cfg), _by_prompt(future_samples, cfg)
     rows = []
     for prompt in prompts.iter_rows(named=True):

@@ -136,6 +136,15 @@ class TestFutureGuidedChosen:
     def test_no_future_samples_for_a_prompt_keeps_chosen(self):
         assert self._pair(self._future([], []).head(0))[:2] == ("sample", "p-3")
 
+    def test_with_the_judge_off_future_samples_are_scored_by_the_verifier_alone(self):
+        # published future samples carry their own run's judge scores; this run's samples have none
+        # (an incorrect future sample with a high old judge score must not become chosen)
+        future = self._future([10.0, 1.0], [False, False])
+        cfg = PairsConfig(strategy="anchored", judge_weight=0.5, future_version="v0003", reference_as_chosen=False)
+        out = build_pairs(SAMPLES.with_columns(correct=pl.lit(False)), PROMPTS, parent_samples=self.PARENT,
+                          future_samples=future, cfg=cfg, parent_version="v0001", future_version="v0003")
+        assert out.select("keep", "drop_reason", "chosen_source").row(0) == (False, "no_correct_sample", None)
+
     def test_only_with_anchored(self):
         with pytest.raises(ValueError, match="strategy 'anchored'"):
             PairsConfig(strategy="best_worst", future_version="v0003")
