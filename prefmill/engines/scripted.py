@@ -92,6 +92,7 @@ class QuestionIndex:
     _WORDS = 6
 
     def __init__(self, questions) -> None:
+        self.known = set(questions)
         self.by_head: dict[tuple[str, ...], list[str]] = {}
         self.short: list[str] = []  # fewer words than a head, or not starting at a word boundary
         for q in questions:
@@ -102,24 +103,14 @@ class QuestionIndex:
                 self.by_head.setdefault(tuple(words[: self._WORDS]), []).append(q)
 
     def find(self, text: str) -> str | None:
+        if text in self.known:  # the text is a question itself (requests carry it in `inputs`)
+            return text
         words, found = text.split(), [q for q in self.short if q in text]
         for i in range(len(words) - self._WORDS + 1):
             found += [q for q in self.by_head.get(tuple(words[i : i + self._WORDS]), ()) if q in text]
         if not found:  # e.g. glued to the text before it: the slow way
             found = [q for heads in self.by_head.values() for q in heads if q in text]
         return max(found, key=len, default=None)
-
-
-_INDEXES: dict[int, tuple[Mapping[str, str], QuestionIndex]] = {}
-
-
-def _question_in(text: str, references: Mapping[str, str]) -> str | None:
-    if text in references:
-        return text
-    kept = _INDEXES.get(id(references))
-    if kept is None or kept[0] is not references:
-        kept = _INDEXES[id(references)] = (references, QuestionIndex(references))
-    return kept[1].find(text)
 
 
 def gsm8k_policy(references: Mapping[str, str], *, p_error: float = 0.3) -> Policy:
@@ -129,10 +120,12 @@ def gsm8k_policy(references: Mapping[str, str], *, p_error: float = 0.3) -> Poli
     and the final answer verifiably wrong. Unknown questions get an answerless reply.
     """
 
+    questions = QuestionIndex(references)
+
     def policy(request: GenRequest, index: int, rng: random.Random) -> str:
         text = question_text(request)
         # The longest question contained in the prompt, so a short question inside another never wins.
-        found = _question_in(text, references)
+        found = questions.find(text)
         solution = references[found] if found is not None else None
         if solution is None:
             return "I am not sure how to solve this."
@@ -176,6 +169,8 @@ def gsm8k_judge_policy(references: Mapping[str, str], *, p_noise: float = 0.0) -
     and consensus filters have something to catch. It reads what it judges from `request.inputs`
     (question, solution | first, second | steps), never from the prompt's wording."""
 
+    questions = QuestionIndex(references)
+
     def policy(request: GenRequest, index: int, rng: random.Random) -> str:
         text = judged(request, index, rng)  # a judge asked for the answer line alone has no room for more
         return text.rsplit("\n", 1)[-1] if request.sampling.max_tokens < 32 else text
@@ -183,7 +178,7 @@ def gsm8k_judge_policy(references: Mapping[str, str], *, p_noise: float = 0.0) -
     def judged(request: GenRequest, index: int, rng: random.Random) -> str:
         inputs = request.inputs
         text = question_text(request)
-        found = _question_in(text, references)
+        found = questions.find(text)
         truth = _final_answer(references[found]) if found is not None else None
         if request.purpose == "first_error":  # name the first step that differs from the reference chain
             reference = [line.strip() for line in references[found].split("\n")] if found else []

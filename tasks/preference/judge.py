@@ -279,9 +279,8 @@ def score_samples(samples: pl.DataFrame, *, engine: Engine, cfg: JudgeConfig) ->
 def rescore_samples(samples: pl.DataFrame, *, engine: Engine, cfg: JudgeConfig) -> pl.DataFrame:
     """Published samples (another version's, another model's) scored again by this run's judge, so
     their scores compare with this run's (Future-Guided Chosen)."""
-    stale = [c for c in ("judge_score", "judge_scores", "judge_rationale", "judge_parse_error", "judge_raw",
-                         "judge_parse_failures", "score") if c in samples.columns]
-    return score_samples(samples.drop(stale), engine=engine, cfg=cfg)
+    stale = [f.name for f in POINTWISE_VERDICTS if f.name != "sample_id"] + ["score"]  # the earlier judge's
+    return score_samples(samples.drop(stale, strict=False), engine=engine, cfg=cfg)
 
 
 def judge_kept_pairs(pairs: pl.DataFrame, *, engine: Engine, cfg: JudgeConfig) -> pl.DataFrame:
