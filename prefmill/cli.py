@@ -4,56 +4,19 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from prefmill.errors import PrefmillError, StoreError, os_reason
 from prefmill.run_summary import summary_table
-from prefmill.store import default_store
-
-app = typer.Typer(
-    help="Mill prompts into versioned preference datasets (Prefect flows driving vLLM).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-console = Console()
-err = Console(stderr=True)
-
-StoreOpt = Annotated[
-    Optional[Path],
-    typer.Option("--store", help="Store folder. Default: $PREFMILL_STORE or ./store.", show_default=False),
-]
-
-
-def _store(store: Path | None) -> Path:
-    return store if store is not None else default_store()
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """A `PrefmillError` inside the block: one clear line, exit 2."""
-    try:
-        yield
-    except PrefmillError as exc:
-        _fail(exc)
-
-
-def _fail(exc: PrefmillError) -> None:
-    from rich.markup import escape
-
-    err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
-    if exc.hint:
-        err.print(f"[yellow]hint:[/] {escape(exc.hint)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
-
+from prefmill.cli_common import StoreOpt, app, console, err
+from prefmill.cli_common import errors as _errors
+from prefmill.cli_common import fail as _fail
+from prefmill.cli_common import store_root as _store
 
 @app.command()
 def run(
@@ -286,34 +249,6 @@ def deploy(
     console.print("start a worker: prefect worker start --pool <work pool>", highlight=False)
 
 
-@app.command("publish")
-def publish_cmd(
-    dataset: Annotated[str, typer.Argument(help="Dataset name.")],
-    version: Annotated[Optional[str], typer.Argument(help="v0001 or 1; default: the latest.")] = None,
-    repo: Annotated[str, typer.Option(help="Hub dataset id owner/name, or a local folder / file:// URL.")] = ...,
-    private: Annotated[bool, typer.Option(help="Create the Hub repository private.")] = False,
-    store: StoreOpt = None,
-) -> None:
-    """Publish a version: one Hub commit (data, README.md card) tagged vNNNN, or the same files in a folder."""
-    from prefmill.hub import publish
-
-    with _errors():
-        console.print(publish(_store(store), dataset, version, repo=repo, private=private).message, highlight=False)
-
-
-@app.command("card")
-def card_cmd(
-    dataset: Annotated[str, typer.Argument(help="Dataset name.")],
-    version: Annotated[Optional[str], typer.Argument(help="v0001 or 1; default: the latest.")] = None,
-    store: StoreOpt = None,
-) -> None:
-    """Print a version's dataset card (README.md with YAML front matter), as `publish` writes it."""
-    from prefmill.card import render_card
-
-    with _errors():
-        typer.echo(render_card(_store(store), dataset, version), nl=False)
-
-
 @app.command("prepare-model")
 def prepare_model(force: Annotated[bool, typer.Option(help="Convert again even if cached.")] = False) -> None:
     """Convert the packaged default model (SmolLM2-135M-Instruct GGUF) to safetensors, once."""
@@ -322,6 +257,8 @@ def prepare_model(force: Annotated[bool, typer.Option(help="Convert again even i
     with _errors():
         console.print(str(prepare_default_model(force=force)))
 
+
+from prefmill import cli_publish  # noqa: E402,F401  (registers publish, card)
 
 if __name__ == "__main__":
     app()
