@@ -1,11 +1,14 @@
-"""What a run shows in Prefect's UI: a table of rows out of each stage and a markdown summary."""
+"""What a run shows in Prefect's UI: a table of rows out of each stage, a markdown summary and the
+histograms of the dataset card as images."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from prefmill.card_plots import draw_plots
 from prefmill.config import RunConfig
 
 
@@ -19,6 +22,24 @@ def stage_counts(cfg: RunConfig, version: dict[str, Any], rows: list[dict[str, A
         key=f"{artifact_key(cfg.dataset)}-stage-counts", table=rows,
         description=f"{cfg.dataset} {version['version']}: rows out of each stage",
     )
+
+
+def histogram_artifact(dataset: str, version: dict[str, Any]) -> str | None:
+    """The card's plots (`version["stats"]`' histograms) as one markdown artifact with the PNGs inline
+    (data: URIs): Prefect's image artifact only links a public URL, and a run's plots have none. Returns
+    the artifact's key, None when the version has no histogram."""
+    plots = draw_plots(version)
+    if not plots:
+        return None
+    key = f"{artifact_key(dataset)}-histograms"
+    lines = [f"# {dataset} {version['version']}: histograms", ""]
+    for plot in plots:
+        counts = ", ".join(f"{label} {height:g}" for label, height in zip(plot.labels, plot.heights))
+        lines += [f"![{plot.title}](data:image/png;base64,{base64.b64encode(plot.png).decode('ascii')})", "",
+                  f"{plot.title}: {counts}", ""]
+    create_markdown_artifact(key=key, markdown="\n".join(lines),
+                             description=f"{dataset} {version['version']}: the dataset card's plots")
+    return key
 
 
 def preference_artifacts(cfg: RunConfig, n_prompts: int, version: dict[str, Any]) -> None:
@@ -56,6 +77,7 @@ def preference_artifacts(cfg: RunConfig, n_prompts: int, version: dict[str, Any]
         ),
         description=f"{cfg.dataset} {version['version']} summary",
     )
+    histogram_artifact(cfg.dataset, version)
 
 
 def process_artifacts(cfg: RunConfig, n_prompts: int, version: dict[str, Any]) -> None:
@@ -68,3 +90,4 @@ def process_artifacts(cfg: RunConfig, n_prompts: int, version: dict[str, Any]) -
          "note": f"steps +{steps['positive_steps']}/-{steps['negative_steps']}, rollout tokens={steps['rollout_tokens']}"},
         {"stage": "rollout cache", "rows_out": cache["hits"], "note": f"hits; misses={cache['misses']}"},
     ])
+    histogram_artifact(cfg.dataset, version)

@@ -35,7 +35,7 @@ def preference(config: dict[str, Any], store: str = "store") -> dict[str, Any]:
     cfg: RunConfig = validate_config(config, origin="flow parameter `config`")
     sampled = sample_and_verify(cfg, store)
     prompts, samples, engine, work = sampled.prompts, sampled.samples, sampled.engine, sampled.work
-    judge_engine = engine_or_policy(cfg.judge.engine, engine)
+    judge_engine = engine_or_policy(cfg.judge.engine, engine, runner=cfg.runner)
 
     votes = None
     if cfg.vote.enabled:
@@ -59,7 +59,7 @@ def preference(config: dict[str, Any], store: str = "store") -> dict[str, Any]:
 
     edits = None
     if cfg.rise.enabled:  # RISE: self-edited subtle errors as hard negatives, mixed with the sampled pairs
-        editor = engine_or_policy(cfg.rise.engine, engine) if cfg.rise.editor == "llm" else None
+        editor = engine_or_policy(cfg.rise.engine, engine, runner=cfg.runner) if cfg.rise.editor == "llm" else None
         edits = rise_task(samples, prompts, cfg=cfg.rise, verify_cfg=cfg.verify, engine=editor, work=work)
         kept = mix_rise_task(kept, edits, votes, cfg=cfg.rise, work=work)
 

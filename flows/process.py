@@ -27,7 +27,7 @@ def process(config: dict[str, Any], store: str = "store") -> dict[str, Any]:
     label = omegaprm_task if cfg.process.method == "omegaprm" else mc_label_task
     labelled = label(chains, prompts, cfg=cfg.process, verify_cfg=cfg.verify, engine=engine, work=work)
     if cfg.process.consensus:
-        judge = engine_or_policy(cfg.judge.engine, engine)
+        judge = engine_or_policy(cfg.judge.engine, engine, runner=cfg.runner)
         labelled = consensus_task(labelled, chains, cfg=cfg.judge, engine=judge, work=work)
     if cfg.process.balance:  # last, so the published labels stay balanced
         labelled = balance_task(labelled, seed=cfg.process.seed, work=work)

@@ -3,25 +3,33 @@ read (configs, license, tags), then what the data is, how it was made, its quali
 to train on it.
 
 `render_card(root, dataset, version)` is the whole card as text; `prefmill publish` (prefmill/hub.py)
-writes it as README.md beside the data files, with the PNG plots of prefmill/card_plots.py.
+writes it as README.md beside the data files (one per config and split, prefmill/splits.py), with the
+PNG plots of prefmill/card_plots.py.
 """
 
 from __future__ import annotations
 
 import re
+import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
-from prefmill.card_plots import histograms, quality_section
+from prefmill.card_plots import histograms, plot_paths, quality_section
+from prefmill.card_usage import looks_like_hub_id as _looks_like_hub_id
+from prefmill.card_usage import usage_section
 from prefmill.errors import StoreError
+from prefmill.splits import SplitFile, Splits, write_splits
 from prefmill.store import read_manifest
 
-SPLIT = "train"
+STORED_SPLIT = "train"
+"""The one split a store version holds: each config whole; publish cuts it (prefmill/splits.py)."""
 
-MARKER = re.compile(r"<!-- prefmill: dataset=(\S+) version=(\S+) content_hash=([0-9a-f]{64}) -->")
-"""The machine-readable line of every card: what a second publish compares with."""
+MARKER = re.compile(
+    r"<!-- prefmill: dataset=(\S+) version=(\S+) content_hash=([0-9a-f]{64})(?: (splits=\S+ test_size=\S+))? -->")
+"""The machine-readable line of every card: what a second publish compares with (the split settings
+too: the same version cut differently is other files)."""
 
 KNOWN_LICENSES = {"gsm8k": "mit", "openai/gsm8k": "mit"}
 """Licences of prompt sources prefmill knows (by Hub id or file/folder name); any other source: `other`."""
@@ -55,47 +63,54 @@ _FLOW_SECTIONS = {
 
 
 def render_card(root: Path, dataset: str, version: str | None = None, *, repo: str | None = None,
-                plots: list[str] | None = None) -> str:
-    """The dataset card (README.md text) of `dataset`'s `version` in the store at `root`.
+                splits: Splits = Splits()) -> str:
+    """The dataset card (README.md text) of `dataset`'s `version` in the store at `root`, exactly as
+    `prefmill publish` with the same `splits` writes it.
 
     `version`: `v0003`, `3`, or None for the latest. `repo`: the Hub id or folder the card's usage
-    snippets load from (default: a `<user>/<dataset>` placeholder). `plots`: PNG paths relative to the
-    repository (`plots/margin_histogram.png`, written by `card_plots.render_plots`) the card shows;
-    None: none (the histograms are always in the card as tables). Raises `StoreError` when the version
-    does not exist. Reads only the manifest and, for swap consistency, one column of `pairs`."""
+    snippets load from (default: a `<user>/<dataset>` placeholder). Raises `StoreError` when the version
+    does not exist. Cuts the splits into a temporary folder, as publish does, to count their rows and
+    bytes."""
     manifest = read_manifest(root, dataset, version)
     folder = root / dataset / manifest["version"]
-    return card_from_manifest(manifest, repo=repo, plots=plots, folder=folder)
+    sources = {config: folder / info["path"] for config, info in version_configs(manifest).items()}
+    with tempfile.TemporaryDirectory(prefix="prefmill-card-") as tmp:
+        layout = write_splits(sources, splits, Path(tmp))
+    return card_from_manifest(manifest, layout, repo=repo, folder=folder, splits=splits)
 
 
-def card_from_manifest(manifest: dict[str, Any], *, repo: str | None = None, plots: list[str] | None = None,
-                       folder: Path | None = None) -> str:
-    """`render_card` for a manifest already read; `folder` (the version's folder) adds numbers read
-    from its tables."""
+def card_from_manifest(manifest: dict[str, Any], layout: dict[str, dict[str, SplitFile]], *, repo: str | None = None,
+                       folder: Path | None = None, splits: Splits = Splits()) -> str:
+    """`render_card` for a manifest already read and cut (`layout`: `splits.write_splits`' result);
+    `folder` (the version's folder) adds numbers read from its tables."""
     configs = version_configs(manifest)
     if not configs:
         raise StoreError(f"{manifest.get('dataset')} {manifest.get('version')}: the manifest lists no data files",
                          hint="the version is damaged: restore it from a backup")
-    meta = card_metadata(manifest)
+    counts = {config: {name: f.rows for name, f in files.items()} for config, files in layout.items()}
+    meta = card_metadata(manifest, layout)
     front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=1000)
-    body = _body(manifest, configs, repo=repo, plots=plots or [], folder=folder)
+    body = _body(manifest, configs, counts, repo=repo, folder=folder, splits=splits)
     return f"---\n{front}---\n\n{body}"
 
 
 def version_configs(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """config -> {path, rows, sha256, bytes} of the version's `train` files, in manifest order."""
+    """config -> {path, rows, sha256, bytes} of the version's stored (whole) files, in manifest order."""
     found = {}
     for rel, info in (manifest.get("files") or {}).items():
         parts = PurePosixPath(rel).parts
-        if len(parts) == 3 and parts[0] == "data" and parts[2].startswith(f"{SPLIT}-") and parts[2].endswith(".parquet"):
+        if (len(parts) == 3 and parts[0] == "data" and parts[2].startswith(f"{STORED_SPLIT}-")
+                and parts[2].endswith(".parquet")):
             found[parts[1]] = {"path": rel, **info}
     return found
 
 
-def card_metadata(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The YAML front matter: `configs` (so `load_dataset(repo, "<config>")` works), licence, tags, task
-    categories, size category and a pretty name."""
-    configs = version_configs(manifest)
+def card_metadata(manifest: dict[str, Any], layout: dict[str, dict[str, SplitFile]]) -> dict[str, Any]:
+    """The YAML front matter: `configs` with one data file per published (non-empty) split (so
+    `load_dataset(repo, "<config>")` works), `dataset_info` (rows and Arrow bytes per split), licence,
+    tags, task categories, size category and a pretty name."""
+    configs = {c: {s: f for s, f in files.items() if f.path} for c, files in layout.items()}
+    configs = {c: files for c, files in configs.items() if files}
     recipe = manifest.get("config") or {}
     flow = recipe.get("flow", "preference")
     tags = ["prefmill", "synthetic"]
@@ -107,7 +122,7 @@ def card_metadata(manifest: dict[str, Any]) -> dict[str, Any]:
         tags.append("rise")
     tags += ["math"] + (["gsm8k"] if _source_key(recipe) in ("gsm8k", "openai/gsm8k") else [])
     default = next((c for c in ("pairs", "steps", "step_pairs") if c in configs), next(iter(configs), None))
-    rows = max((int(c.get("rows", 0)) for c in configs.values()), default=0)
+    rows = max((sum(f.rows for f in c.values()) for c in configs.values()), default=0)
     return {
         "pretty_name": f"{manifest.get('dataset')} {manifest.get('version')}",
         "license": license_of(manifest),
@@ -117,8 +132,13 @@ def card_metadata(manifest: dict[str, Any]) -> dict[str, Any]:
         "size_categories": [_size_category(rows)],
         "configs": [
             {"config_name": name, **({"default": True} if name == default else {}),
-             "data_files": [{"split": SPLIT, "path": f"data/{name}/{SPLIT}-*.parquet"}]}
-            for name in configs
+             "data_files": [{"split": split, "path": f"data/{name}/{split}-*.parquet"} for split in splits]}
+            for name, splits in configs.items()
+        ],
+        "dataset_info": [
+            {"config_name": name,
+             "splits": [{"name": split, "num_bytes": f.num_bytes, "num_examples": f.rows} for split, f in splits.items()]}
+            for name, splits in configs.items()
         ],
     }
 
@@ -136,8 +156,9 @@ def front_matter(card: str) -> dict[str, Any]:
     return yaml.safe_load(match.group(1))
 
 
-def card_marker(card: str) -> tuple[str, str, str] | None:
-    """(dataset, version, content_hash) recorded in a card, or None for a card prefmill did not write."""
+def card_marker(card: str) -> tuple[str, str, str, str | None] | None:
+    """(dataset, version, content_hash, split key) recorded in a card (split key None: a card written
+    before publish split versions), or None for a card prefmill did not write."""
     match = MARKER.search(card)
     return match.groups() if match else None  # type: ignore[return-value]
 
@@ -145,14 +166,15 @@ def card_marker(card: str) -> tuple[str, str, str] | None:
 # --- the body ---
 
 
-def _body(manifest: dict[str, Any], configs: dict[str, dict[str, Any]], *, repo: str | None, plots: list[str],
-          folder: Path | None) -> str:
+def _body(manifest: dict[str, Any], configs: dict[str, dict[str, Any]], counts: dict[str, dict[str, int]], *,
+          repo: str | None, folder: Path | None, splits: Splits) -> str:
     dataset, name = manifest.get("dataset", "?"), manifest.get("version", "?")
     recipe = manifest.get("config") or {}
     stats = manifest.get("stats") or {}
     flow = recipe.get("flow", "preference")
     out = [
-        f"<!-- prefmill: dataset={dataset} version={name} content_hash={manifest.get('content_hash', '')} -->",
+        (f"<!-- prefmill: dataset={dataset} version={name} content_hash={manifest.get('content_hash', '')} "
+         f"{splits.key} -->"),
         f"# {dataset} · {name}",
         "",
         (f"Synthetic {'preference' if flow == 'preference' else 'process-supervision'} data for LLM post-training, "
@@ -169,16 +191,31 @@ def _body(manifest: dict[str, Any], configs: dict[str, dict[str, Any]], *, repo:
         "",
         "## Configs",
         "",
-        "| config | rows | what it is |",
-        "|---|---:|---|",
+        "| config | rows | " + " | ".join(f"`{s}`" for s in splits.published) + " | what it is |",
+        "|---|---:|" + "---:|" * len(splits.published) + "---|",
     ]
-    for config, info in configs.items():
-        out.append(f"| `{config}` | {int(info.get('rows', 0)):,} | {DESCRIPTIONS.get(config, '')} |")
-    out += ["", "## How it was made", "", _recipe_table(recipe, flow), ""]
+    for config, rows in counts.items():
+        cells = " | ".join(f"{rows.get(s, 0):,}" if rows.get(s) else "0 (not published)" for s in splits.published)
+        out.append(f"| `{config}` | {sum(rows.values()):,} | {cells} | {DESCRIPTIONS.get(config, '')} |")
+    out += ["", _splits_text(counts, splits), "", "## How it was made", "", _recipe_table(recipe, flow), ""]
     out += quality_section(stats, configs, folder)
-    out += _plots(manifest, plots)
-    out += _usage(configs, stats, recipe, dataset=dataset, name=name, repo=repo)
+    out += _plots(manifest)
+    out += usage_section(counts, stats, recipe, dataset=dataset, name=name, repo=repo, splits=splits)
     return "\n".join(out).rstrip() + "\n"
+
+
+def _splits_text(counts: dict[str, dict[str, int]], splits: Splits) -> str:
+    if not splits.test_size:
+        text = f"Every row is in the `{splits.train}` split (published with test size 0: no test split)."
+    else:
+        text = (f"**Splits, by prompt**: a row is in `{splits.test}` when the sha256 of its `prompt_id` (first 8 bytes "
+                f"as a fraction of 2^64) is below {splits.test_size}, else in `{splits.train}`. The side depends on the "
+                f"prompt alone: a prompt is on the same side in every config and in every version published with "
+                f"test size {splits.test_size}.")
+    empty = [f"`{s}` of `{c}`" for c, rows in counts.items() for s in splits.published if not rows.get(s)]
+    if empty:
+        text += f" Empty, so not published: {', '.join(empty)}."
+    return text
 
 
 def _recipe_table(recipe: dict[str, Any], flow: str) -> str:
@@ -194,7 +231,8 @@ def _recipe_table(recipe: dict[str, Any], flow: str) -> str:
     return "\n".join(rows)
 
 
-def _plots(manifest: dict[str, Any], plots: list[str]) -> list[str]:
+def _plots(manifest: dict[str, Any]) -> list[str]:
+    plots = plot_paths(manifest)
     if not plots:
         return []
     titles = {name: title for name, (title, _) in histograms(manifest).items()}
@@ -205,49 +243,7 @@ def _plots(manifest: dict[str, Any], plots: list[str]) -> list[str]:
     return out
 
 
-def _usage(configs: dict[str, Any], stats: dict[str, Any], recipe: dict[str, Any], *, dataset: str, name: str,
-           repo: str | None) -> list[str]:
-    where = repo or f"<user>/{dataset}"
-    model = _policy_model(recipe)
-    revision = "" if repo and not _looks_like_hub_id(repo) else f', revision="{name}"'
-    out = ["## Usage", ""]
-    smoothing = ((stats.get("pairs") or {}).get("cream") or {}).get("mean_label_smoothing")
-    for config in configs:
-        load = f'ds = load_dataset("{where}", "{config}", split="{SPLIT}"{revision})'
-        if config in ("pairs", "step_pairs", "rise_steps"):
-            extra = f", label_smoothing={smoothing}" if config == "pairs" and smoothing else ""
-            out += [f"`{config}` with TRL's `DPOTrainer` (conversational `prompt` / `chosen` / `rejected`):", "",
-                    "```python", "from datasets import load_dataset",
-                    "from transformers import AutoModelForCausalLM, AutoTokenizer",
-                    "from trl import DPOConfig, DPOTrainer", "", load,
-                    f'model = AutoModelForCausalLM.from_pretrained("{model}")',
-                    f'tokenizer = AutoTokenizer.from_pretrained("{model}")',
-                    f'args = DPOConfig(output_dir="dpo-{config}"{extra})',
-                    "trainer = DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tokenizer)",
-                    "trainer.train()", "```", ""]
-            if config == "pairs":
-                out += [("Pairs also carry `weight`, `label_smoothing`, `curriculum_rank` (train in that order for the "
-                        "curriculum), scores, the SCIR signals and each side's provenance; keep them with "
-                        "`DPOConfig(remove_unused_columns=False)` for per-pair use."), ""]
-        elif config == "steps":
-            out += [("`steps` is TRL's stepwise-supervision format (`prompt`, `completions`, `labels`; soft `values` "
-                    "with their `rollout_counts`). TRL removed its `PRMTrainer` (it is not in TRL 1.x): train a "
-                    "process reward model with your own token-classification loop, or keep an older TRL."), "",
-                    "```python", "from datasets import load_dataset", "", load,
-                    'row = ds[0]  # row["completions"][i] is step i, row["labels"][i] whether it can still reach the answer',
-                    "```", ""]
-        else:
-            out += [f"`{config}`:", "", "```python", "from datasets import load_dataset", "", load, "```", ""]
-    return out
-
-
 # --- helpers ---
-
-
-def _policy_model(recipe: dict[str, Any]) -> str:
-    """The model that made the data when the recipe names it by Hub id, else prefmill's default model."""
-    model = str((recipe.get("engine") or {}).get("model") or "")
-    return model if _looks_like_hub_id(model) and not Path(model).exists() else "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
 def _source_key(recipe: dict[str, Any]) -> str:
@@ -275,12 +271,6 @@ def _source_text(recipe: dict[str, Any]) -> str:
     if source.get("offset") or source.get("limit"):
         text += f", rows {source.get('offset', 0)}..{source.get('offset', 0) + source['limit'] if source.get('limit') else 'end'}"
     return text
-
-
-def _looks_like_hub_id(text: str) -> bool:
-    """`namespace/name` (as the Hub spells repository ids), not a file name such as `data/train.jsonl`."""
-    return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*", text)) and not re.search(
-        r"\.(jsonl|json|parquet|csv|txt)$", text, re.IGNORECASE)
 
 
 def _size_category(rows: int) -> str:

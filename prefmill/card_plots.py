@@ -1,12 +1,12 @@
 """The numbers of a dataset card: the manifest's stats as the card's Quality section (Markdown
-tables of every histogram) and, when matplotlib is installed, PNG plots of the same histograms.
-
-matplotlib is not a dependency of prefmill: without it `render_plots` returns no plot and the card
-shows the histograms as Markdown tables only.
+tables of every histogram) and PNG plots of the same histograms (`plots/<name>.png`), which the card
+links and the run's Prefect artifacts embed.
 """
 
 from __future__ import annotations
 
+import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +14,21 @@ PLOTS_DIR = "plots"
 """Where the PNGs sit in a published repository or folder (`plots/<name>.png`)."""
 
 
-def plots_available() -> bool:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
+@dataclass(frozen=True)
+class Plot:
+    """One histogram drawn as a bar chart; `labels` and `heights` are read back from the drawn bars,
+    so a test can compare what the PNG shows with the stats."""
+
+    name: str
+    title: str
+    labels: tuple[str, ...]
+    heights: tuple[float, ...]
+    png: bytes
+
+    @property
+    def path(self) -> str:
+        """The PNG's path in a published repository."""
+        return f"{PLOTS_DIR}/{self.name}.png"
 
 
 def histograms(manifest: dict[str, Any]) -> dict[str, tuple[str, dict[str, int]]]:
@@ -38,29 +47,38 @@ def histograms(manifest: dict[str, Any]) -> dict[str, tuple[str, dict[str, int]]
     return {name: (title, bins) for name, (title, bins) in found.items() if bins}
 
 
-def render_plots(manifest: dict[str, Any], out_dir: Path) -> list[str]:
-    """Write one PNG per histogram into `out_dir`; the paths returned are relative to the repository
-    (`plots/<name>.png`). Returns [] when matplotlib is not installed."""
-    if not plots_available():
-        return []
-    import matplotlib
+def plot_paths(manifest: dict[str, Any]) -> list[str]:
+    """The PNGs `render_plots` writes, without drawing them: what the card links."""
+    return [f"{PLOTS_DIR}/{name}.png" for name in histograms(manifest)]
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+def draw_plots(manifest: dict[str, Any]) -> list[Plot]:
+    """One bar chart per non-empty histogram of the manifest's stats, as PNG bytes."""
+    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
+
+    plots = []
     for name, (title, bins) in histograms(manifest).items():
-        fig, ax = plt.subplots(figsize=(6, 3), dpi=100)
+        fig = Figure(figsize=(6, 3), dpi=100, layout="tight")
+        ax = fig.subplots()
         ax.bar(range(len(bins)), list(bins.values()), color="#4c72b0")
         ax.set_xticks(range(len(bins)), list(bins), rotation=30, ha="right", fontsize=8)
         ax.set_title(title, fontsize=10)
         ax.set_ylabel("count")
-        fig.tight_layout()
-        fig.savefig(out_dir / f"{name}.png", format="png", metadata={"Software": None})
-        plt.close(fig)
-        written.append(f"{PLOTS_DIR}/{name}.png")
-    return written
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", metadata={"Software": None})
+        labels = tuple(t.get_text() for t in ax.get_xticklabels())
+        heights = tuple(float(r.get_height()) for r in sorted(ax.patches, key=lambda r: r.get_x()))
+        plots.append(Plot(name, title, labels, heights, buffer.getvalue()))
+    return plots
+
+
+def render_plots(manifest: dict[str, Any], out_dir: Path) -> list[Plot]:
+    """Write `draw_plots`' PNGs into `out_dir` (`<out_dir>/<name>.png`)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plots = draw_plots(manifest)
+    for plot in plots:
+        (out_dir / f"{plot.name}.png").write_bytes(plot.png)
+    return plots
 
 
 def _num(text: str) -> float:

@@ -1,9 +1,10 @@
 """Publish a store version as a Hugging Face dataset repository, or as the same layout in a local folder.
 
-One commit per version: `data/<config>/train-00000-of-00001.parquet` of every config, README.md (the
-dataset card, prefmill/card.py) and its PNG plots, then a tag named after the version (`v0003`). The
-commit message and the card record the version's content hash, so publishing the same version again
-changes nothing. The token comes from huggingface_hub's usual sources (`HF_TOKEN`, `hf auth login`):
+One commit per version: `data/<config>/<split>-00000-of-00001.parquet` of every config and non-empty
+split (cut by prompt, prefmill/splits.py), README.md (the dataset card, prefmill/card.py) and its PNG
+plots, then a tag named after the version (`v0003`). The commit message and the card record the
+version's content hash and the split settings, so publishing the same version the same way again
+changes nothing, and the same version cut differently is a new commit the tag moves to. The token comes from huggingface_hub's usual sources (`HF_TOKEN`, `hf auth login`):
 prefmill never takes, stores or prints it, and any error of the client is re-raised as a `StoreError`
 with tokens redacted.
 """
@@ -23,6 +24,7 @@ from typing import Any
 from prefmill.card import MARKER, card_from_manifest, card_marker, version_configs
 from prefmill.card_plots import PLOTS_DIR, render_plots
 from prefmill.errors import StoreError, cut
+from prefmill.splits import Splits, split_path, write_splits
 from prefmill.store import file_sha256, read_manifest
 
 REPO_TYPE = "dataset"
@@ -30,6 +32,7 @@ README = "README.md"
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 """What `--repo` must look like to mean a Hub repository (`namespace/name`); anything else is a folder."""
 _HASH_LINE = re.compile(r"prefmill content_hash: ([0-9a-f]{64})")
+_SPLIT_LINE = re.compile(r"prefmill splits: (splits=\S+ test_size=\S+)")
 _TOKEN = re.compile(r"\bhf_[A-Za-z0-9]{6,}")
 _BEARER = re.compile(r"(?i)(bearer\s+)[^\s'\"]+")
 
@@ -49,44 +52,58 @@ class PublishResult:
     tag: str | None = None  # the version's tag (Hub only)
     url: str | None = None
     plots: tuple[str, ...] = field(default=())
+    split_rows: dict[str, dict[str, int]] = field(default_factory=dict)  # config -> {split: rows}
+    resplit: bool = False  # the Hub tag was moved from the same version cut with other split settings
 
     @property
     def message(self) -> str:
         """One line for the CLI."""
         where = f"{self.repo}@{self.tag}" if self.kind == "hub" else self.repo
         if not self.created:
-            return f"{self.dataset} {self.version}: already published to {where} (content {self.content_hash[:12]}), nothing to do"
-        return f"{self.dataset} {self.version}: published {len(self.files)} files to {where}"
+            return (f"{self.dataset} {self.version}: already published to {where} with the same splits "
+                    f"(content {self.content_hash[:12]}), nothing to do")
+        rows: dict[str, int] = {}
+        for per_split in self.split_rows.values():
+            for split, n in per_split.items():
+                rows[split] = rows.get(split, 0) + n
+        text = ", ".join(f"{split} {n:,}" for split, n in rows.items())
+        moved = f"; other split settings than before, tag {self.tag} moved to the new commit" if self.resplit else ""
+        return f"{self.dataset} {self.version}: published {len(self.files)} files to {where} (rows: {text}){moved}"
 
 
 def publish(root: Path, dataset: str, version: str | None, *, repo: str, private: bool = False,
-            api: Any = None) -> PublishResult:
+            splits: Splits = Splits(), api: Any = None) -> PublishResult:
     """Publish `dataset`'s `version` (None: the latest; `v0003` or `3`) from the store at `root`.
 
     `repo`: a Hub dataset id `namespace/name` (created when missing, `private` then), or a local
     folder (`./out`, `/abs/out`, `file:///abs/out`; anything that is not `namespace/name`) that gets the
-    same files, so `datasets.load_dataset(folder, "pairs")` works offline. On the Hub: one commit with
-    every config's Parquet file, README.md and plots (files of other configs left by an earlier version
-    are deleted in that commit), then the tag `vNNNN` on it. A second publish of the same version is a
-    no-op (`created=False`); a tag `vNNNN` already holding other content is refused. `api`: an
-    `huggingface_hub.HfApi` (default: a new one, token from huggingface_hub's usual sources).
-    Raises `StoreError` (client errors included, tokens redacted)."""
+    same files, so `datasets.load_dataset(folder, "pairs")` works offline. `splits`: how every config is
+    cut into train and test by prompt (default: a tenth of the prompts in `test`). On the Hub: one
+    commit with every config's split files, README.md and plots (files left by an earlier version are
+    deleted in that commit), then the tag `vNNNN` on it. A second publish of the same version with the
+    same splits is a no-op (`created=False`); with other splits it is a new commit and the tag moves to
+    it (refused when main has moved past the tag); a tag `vNNNN` already holding other content is
+    refused. `api`: an `huggingface_hub.HfApi` (default: a new one, token from huggingface_hub's usual
+    sources). Raises `StoreError` (client errors included, tokens redacted)."""
     manifest = read_manifest(root, dataset, version)
     name = manifest["version"]
     folder = root / dataset / name
     configs = version_configs(manifest)
-    data = {info["path"]: _checked(folder, info) for info in configs.values()}
-    if not data:
+    sources = {config: _checked(folder, info) for config, info in configs.items()}
+    if not sources:
         raise StoreError(f"{folder}: the manifest lists no data files", hint="nothing to publish")
-    content_hash = str(manifest.get("content_hash") or "")
     local = local_target(repo)
     with tempfile.TemporaryDirectory(prefix="prefmill-publish-") as tmp:
-        plots = render_plots(manifest, Path(tmp) / PLOTS_DIR)
-        plot_files = {rel: Path(tmp) / rel for rel in plots}
-        card = card_from_manifest(manifest, repo=str(local) if local else repo, plots=plots, folder=folder)
+        layout = write_splits(sources, splits, Path(tmp))
+        data = {split_path(c, s): f.path for c, files in layout.items() for s, f in files.items() if f.path}
+        counts = {c: {s: f.rows for s, f in files.items()} for c, files in layout.items()}
+        if not data:
+            raise StoreError(f"{folder}: every config is empty", hint="nothing to publish")
+        plots = {plot.path: Path(tmp) / plot.path for plot in render_plots(manifest, Path(tmp) / PLOTS_DIR)}
+        card = card_from_manifest(manifest, layout, repo=str(local) if local else repo, folder=folder, splits=splits)
         if local is not None:
-            return _publish_folder(local, manifest, data, plot_files, card)
-        return _publish_hub(api, repo, manifest, data, plot_files, card, private=private, content_hash=content_hash)
+            return _publish_folder(local, manifest, data, plots, card, splits=splits, counts=counts)
+        return _publish_hub(api, repo, manifest, data, plots, card, private=private, splits=splits, counts=counts)
 
 
 def local_target(repo: str) -> Path | None:
@@ -118,10 +135,11 @@ def redact(text: str) -> str:
 
 
 def _publish_folder(target: Path, manifest: dict[str, Any], data: dict[str, Path], plots: dict[str, Path],
-                    card: str) -> PublishResult:
+                    card: str, *, splits: Splits, counts: dict[str, dict[str, int]]) -> PublishResult:
     dataset, name, content_hash = manifest["dataset"], manifest["version"], str(manifest.get("content_hash") or "")
     files = (*data, README, *plots)
-    result = PublishResult(dataset, name, str(target), "folder", True, content_hash, files, plots=tuple(plots))
+    result = PublishResult(dataset, name, str(target), "folder", True, content_hash, files, plots=tuple(plots),
+                           split_rows=counts)
     readme = target / README
     if target.exists() and not target.is_dir():
         raise StoreError(f"{target}: is a file, not a folder", hint="give --repo a folder (or a path to create)")
@@ -129,10 +147,11 @@ def _publish_folder(target: Path, manifest: dict[str, Any], data: dict[str, Path
     if target.is_dir() and any(target.iterdir()) and (previous is None or card_marker(previous) is None):
         raise StoreError(f"{target}: the folder is not empty and holds no dataset card written by prefmill",
                          hint="publish into an empty folder or one prefmill published to before")
-    if previous is not None and (marker := card_marker(previous)) and marker == (dataset, name, content_hash) and all(
+    if previous is not None and (marker := card_marker(previous)) and marker == (dataset, name, content_hash, splits.key) and all(
         (target / rel).is_file() and file_sha256(target / rel) == file_sha256(path) for rel, path in data.items()
     ):
-        return PublishResult(dataset, name, str(target), "folder", False, content_hash, files, plots=tuple(plots))
+        return PublishResult(dataset, name, str(target), "folder", False, content_hash, files, plots=tuple(plots),
+                             split_rows=counts)
     try:
         target.mkdir(parents=True, exist_ok=True)
         if readme.exists():  # the card goes last: an interrupted publish is never taken as finished
@@ -166,56 +185,70 @@ def _copy(source: Path, target: Path) -> None:
 
 
 def _publish_hub(api: Any, repo: str, manifest: dict[str, Any], data: dict[str, Path], plots: dict[str, Path],
-                 card: str, *, private: bool, content_hash: str) -> PublishResult:
+                 card: str, *, private: bool, splits: Splits, counts: dict[str, dict[str, int]]) -> PublishResult:
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
     if api is None:
         from huggingface_hub import HfApi
 
         api = HfApi()
-    dataset, name = manifest["dataset"], manifest["version"]
+    dataset, name, content_hash = manifest["dataset"], manifest["version"], str(manifest.get("content_hash") or "")
     files = (*data, README, *plots)
     url = f"https://huggingface.co/datasets/{repo}/tree/{name}"
 
     _hub(api, "create the repository", repo, "create_repo", repo, repo_type=REPO_TYPE, private=private, exist_ok=True)
     refs = _hub(api, "list the tags", repo, "list_repo_refs", repo, repo_type=REPO_TYPE)
     tags = {t.name: t.target_commit for t in (getattr(refs, "tags", None) or [])}
-    if name in tags:
+    resplit = name in tags
+    if resplit:
         commits = _hub(api, f"read the commit of tag {name}", repo, "list_repo_commits", repo, repo_type=REPO_TYPE,
                        revision=tags[name])
         head = commits[0] if commits else None
-        found = _HASH_LINE.search(f"{getattr(head, 'title', '')}\n{getattr(head, 'message', '')}") if head else None
-        if found and found.group(1) == content_hash:
+        text = f"{getattr(head, 'title', '')}\n{getattr(head, 'message', '')}" if head else ""
+        found, split_line = _HASH_LINE.search(text), _SPLIT_LINE.search(text)
+        if not found or found.group(1) != content_hash:
+            raise StoreError(
+                f"{repo}: tag {name} already exists and holds other content "
+                f"({'content hash ' + found.group(1)[:12] if found else 'no prefmill content hash'}; "
+                f"this version: {content_hash[:12]})",
+                hint="the repository was published from another store: publish to another --repo, or delete the tag on the Hub",
+            )
+        if split_line and split_line.group(1) == splits.key:
             return PublishResult(dataset, name, repo, "hub", False, content_hash, files, tags[name], name, url,
-                                 tuple(plots))
-        raise StoreError(
-            f"{repo}: tag {name} already exists and holds other content "
-            f"({'content hash ' + found.group(1)[:12] if found else 'no prefmill content hash'}; "
-            f"this version: {content_hash[:12]})",
-            hint="the repository was published from another store: publish to another --repo, or delete the tag on the Hub",
-        )
+                                 tuple(plots), counts)
+        main = {b.name: b.target_commit for b in (getattr(refs, "branches", None) or [])}.get("main")
+        if main is not None and main != tags[name]:
+            raise StoreError(
+                f"{repo}: {name} was published with other splits ({split_line.group(1) if split_line else 'train only'}) "
+                f"and main has moved past it: publishing it again with {splits.key} would put it on top of a later version",
+                hint="publish it with the split settings it has, or to another --repo")
     existing = _hub(api, "list the files", repo, "list_repo_files", repo, repo_type=REPO_TYPE)
     stale = [p for p in existing or [] if p.startswith(("data/", f"{PLOTS_DIR}/")) and p not in files]
     operations = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(path)) for rel, path in data.items()]
     operations.append(CommitOperationAdd(path_in_repo=README, path_or_fileobj=card.encode("utf-8")))
     operations += [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(path)) for rel, path in plots.items()]
     operations += [CommitOperationDelete(path_in_repo=rel) for rel in stale]
-    title, description = commit_message(manifest)
+    title, description = commit_message(manifest, splits)
     info = _hub(api, f"commit {name}", repo, "create_commit", repo, operations=operations, commit_message=title,
                 commit_description=description, repo_type=REPO_TYPE)
     oid = getattr(info, "oid", None)
     if not oid:
         raise StoreError(f"{repo}: the Hub returned no commit id for {name}", hint="rerun the same command")
+    if resplit:  # the same data cut differently: the version's tag names the newest cut
+        _hub(api, f"move tag {name}", repo, "delete_tag", repo, tag=name, repo_type=REPO_TYPE)
     _hub(api, f"tag {name}", repo, "create_tag", repo, tag=name, tag_message=f"prefmill {dataset} {name}",
          revision=oid, repo_type=REPO_TYPE)
-    return PublishResult(dataset, name, repo, "hub", True, content_hash, files, oid, name, url, tuple(plots))
+    return PublishResult(dataset, name, repo, "hub", True, content_hash, files, oid, name, url, tuple(plots), counts,
+                         resplit)
 
 
-def commit_message(manifest: dict[str, Any]) -> tuple[str, str]:
-    """(title, description) of a version's commit; the description records the content hash."""
+def commit_message(manifest: dict[str, Any], splits: Splits) -> tuple[str, str]:
+    """(title, description) of a version's commit; the description records the content hash and the
+    split settings (what a second publish compares)."""
     dataset, name = manifest["dataset"], manifest["version"]
     title = f"prefmill: publish {dataset} {name}"
-    lines = [f"prefmill content_hash: {manifest.get('content_hash', '')}", f"parent: {manifest.get('parent') or 'none'}",
+    lines = [f"prefmill content_hash: {manifest.get('content_hash', '')}", f"prefmill splits: {splits.key}",
+             f"parent: {manifest.get('parent') or 'none'}",
              f"created_at: {manifest.get('created_at', '')}", f"engine: {manifest.get('engine', '')}"]
     return title, "\n".join(lines)
 

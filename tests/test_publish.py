@@ -1,236 +1,50 @@
-"""prefmill/hub.py and prefmill/card.py: publishing a version to the Hub (a recorded fake HfApi, never
-the network) or to a local folder, and the dataset card."""
+"""prefmill/hub.py: publishing a version to the Hub (a recorded fake HfApi, never the network) or to a
+local folder, cut into train/test splits by prompt. The card is tests/test_card.py's, the split rule
+tests/test_splits.py's."""
 
 from __future__ import annotations
 
-import hashlib
 import io
-from dataclasses import dataclass
+import json
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import yaml
-from prefmill.schemas.tables import PAIRS, RISE_STEPS, SCORED, STEP_PAIRS, STEPS, VOTES
-from prefmill.schemas.validate import conform
 
-from prefmill.card import card_marker, front_matter, render_card
+from prefmill.card import card_marker, render_card
 from prefmill.errors import StoreError
 from prefmill.hub import PublishResult, local_target, publish, redact
+from prefmill.splits import Splits, held_out
 from prefmill.store import publish_version
+from tests.publish_helpers import TOKEN, RecordingApi, _pairs, _recipe, _version_files, make_store
 
-Q = [{"role": "user", "content": "Tom has 3 apples and buys 2. How many?"}]
-TOKEN = "hf_SeCrEtToKeN1234567890abcdef"
-
-
-def _table(schema: pa.Schema, columns: dict) -> pa.Table:
-    return conform(pa.table(columns), schema, where="test", fill_nullable=True)
-
-
-def _samples(n: int) -> pa.Table:
-    return _table(SCORED, {
-        "sample_id": [f"s{i}" for i in range(n)], "prompt_id": [f"p{i // 2}" for i in range(n)],
-        "sample_index": [i % 2 for i in range(n)], "prompt": [Q] * n, "completion": [f"3 + 2 = 5\n#### {5 + i % 2}" for i in range(n)],
-        "num_tokens": [9] * n, "finish_reason": ["stop"] * n, "engine": ["scripted:t"] * n,
-        "reference_answer": ["5"] * n, "extracted": [str(5 + i % 2) for i in range(n)], "correct": [i % 2 == 0 for i in range(n)],
-        "judge_scores": [[7, 8]] * n,
-    })
-
-
-def _pairs(n: int) -> pa.Table:
-    return _table(PAIRS, {
-        "pair_id": [f"s{2 * i}~s{2 * i + 1}" for i in range(n)], "prompt_id": [f"p{i}" for i in range(n)], "prompt": [Q] * n,
-        "chosen": [[{"role": "assistant", "content": "3 + 2 = 5\n#### 5"}]] * n,
-        "rejected": [[{"role": "assistant", "content": "3 + 2 = 6\n#### 6"}]] * n,
-        "strategy": ["verified_vs_incorrect"] * (n - 1) + ["rise"], "chosen_source": ["sample"] * n,
-        "rejected_sample_id": [f"s{2 * i + 1}" for i in range(n)], "chosen_engine": ["scripted:t"] * n,
-        "rejected_engine": ["scripted:t"] * n, "margin": [0.9] * n, "curriculum_rank": list(range(n)), "weight": [1.0] * n,
-        "swap_consistent": [True] * (n - 1) + [None], "error_type": [None] * (n - 1) + ["change_number"],
-        "edit_span": [None] * (n - 1) + [{"start": 4, "end": 5}],
-        "edit_diff": [None] * (n - 1) + [[{"op": "replace", "chosen_start": 4, "chosen_end": 5, "rejected_start": 4,
-                                          "rejected_end": 5}]],
-    })
-
-
-def _votes(n: int) -> pa.Table:
-    return _table(VOTES, {
-        "prompt_id": [f"p{i}" for i in range(n)], "n_samples": [2] * n, "n_answered": [2] * n, "n_classes": [2] * n,
-        "majority_answer": ["5"] * n, "vote_share": [0.5] * n, "weighted_share": [0.5] * n, "pass_rate": [0.5] * n,
-        "label_source": ["reference"] * n, "label_confidence": [1.0] * n, "difficulty": ["medium"] * n,
-    })
-
-
-def _rise_steps(n: int) -> pa.Table:
-    return _table(RISE_STEPS, {
-        "pair_id": [f"e{i}" for i in range(n)], "prompt_id": [f"p{i}" for i in range(n)], "prompt": [Q] * n,
-        "prefix": [""] * n, "chosen": [[{"role": "assistant", "content": "3 + 2 = 5"}]] * n,
-        "rejected": [[{"role": "assistant", "content": "3 + 2 = 6"}]] * n, "error_type": ["change_number"] * n,
-        "edited_step": [0] * n, "edit_span_chosen": [{"start": 8, "end": 9}] * n,
-        "edit_span_rejected": [{"start": 8, "end": 9}] * n, "changed_share": [0.2] * n, "editor": ["rules"] * n,
-        "source": ["reference"] * n,
-    })
-
-
-def _steps(n: int) -> pa.Table:
-    return _table(STEPS, {
-        "prompt": ["Tom has 3 apples and buys 2. How many?"] * n, "completions": [["3 + 2 = 5", "#### 5"]] * n,
-        "labels": [[True, i % 2 == 0] for i in range(n)], "values": [[1.0, 0.5]] * n, "rollout_counts": [[4, 4]] * n,
-        "first_error_step": [None if i % 2 == 0 else 1 for i in range(n)], "method": ["mc"] * n,
-        "chain_id": [f"c{i}" for i in range(n)], "prompt_id": [f"p{i}" for i in range(n)], "engine": ["scripted:t"] * n,
-    })
-
-
-def _step_pairs(n: int) -> pa.Table:
-    return _table(STEP_PAIRS, {
-        "pair_id": [f"sp{i}" for i in range(n)], "prompt_id": [f"p{i}" for i in range(n)], "prompt": [Q] * n,
-        "chosen": [[{"role": "assistant", "content": "3 + 2 = 5"}]] * n,
-        "rejected": [[{"role": "assistant", "content": "3 + 2 = 6"}]] * n, "prefix_steps": [0] * n,
-        "chosen_chain_id": ["c0"] * n, "rejected_chain_id": ["c1"] * n, "kind": ["first_error"] * n, "method": ["mc"] * n,
-    })
-
-
-PREFERENCE_STATS = {
-    "samples": {"samples": 8, "prompts": 4, "correct": 4, "accuracy": 0.5, "pass_at_n": 1.0, "mean_tokens": 9.0,
-                "finish_reason": {"stop": 8}, "verify_error": {}, "engine_failures": 0,
-                "judge": {"judged": 8, "mean_score": 7.5, "parse_errors": {}}},
-    "pairs": {"pairs": 4, "candidates": 7, "dropped": {"swap_inconsistent": 2, "no_incorrect_sample": 1},
-              "chosen_source": {"sample": 4}, "strategy": {"verified_vs_incorrect": 3, "rise": 1},
-              "difficulty": {"medium": 4},
-              "separability": {"margin_histogram": {"[0.9, inf)": 3, "[0.8, 0.9)": 1}, "mean_margin": 0.9,
-                               "same_model_share": 1.0, "length_diff_chars": {"mean": 0.0, "median": 0.0},
-                               "chosen_longer_share": 0.0}},
-    "votes": {"prompts": 4, "mean_vote_share": 0.5, "label_source": {"reference": 4}, "difficulty": {"medium": 4}},
-    "rise": {"solutions": 4, "edits": 4, "kept": 3, "kept_share": 0.75, "dropped": {"admits_error": 1},
-             "by_error_type": {"change_number": {"edits": 3, "kept": 2}, "swap_terms": {"edits": 1, "kept": 1}},
-             "by_editor": {"rules": 3}, "mean_changed_share": 0.2, "pairs": 1, "over_ratio": 0},
-}
-PROCESS_STATS = {
-    "steps": {"chains": 5, "dropped": {}, "labelled": 4, "published": 4, "unlabelled": 0, "steps": 8,
-              "positive_steps": 6, "negative_steps": 2, "chains_with_error": 2, "first_error_step": {"1": 2},
-              "rollout_tokens": 320},
-    "step_pairs": {"questions": 4, "pairs": 3, "pairs_first_error": 3, "pairs_contrast": 0},
-}
-
-
-def _recipe(flow: str, source: str = "/data/shared/gsm8k/train.jsonl") -> dict:
-    return {"dataset": "x", "flow": flow, "source": {"path": source, "split": "train", "offset": 0, "limit": 4},
-            "engine": {"kind": "scripted", "model": "default"},
-            "generate": {"n": 2, "temperature": 0.8, "top_p": 0.95, "max_tokens": 256, "seed": 7},
-            "pairs": {"strategy": "verified_vs_incorrect", "judge_weight": 0.3},
-            "judge": {"pointwise": True, "pairwise": True, "samples": 2},
-            "rise": {"enabled": flow == "preference", "editor": "rules"},
-            "process": {"method": "mc", "rollouts": 4, "split": "newline"}}
+CONFIGS = ("samples", "pairs", "votes", "rise_steps")
+"""The configs of `pref`; with the default test size 0.1 prompt p0 (and only p0 of p0..p3) is in `test`."""
 
 
 @pytest.fixture
 def store(tmp_path) -> Path:
-    root = tmp_path / "store"
-    publish_version(root, "pref", {"samples": _samples(8), "pairs": _pairs(4), "votes": _votes(4), "rise_steps": _rise_steps(3)},
-                    config=_recipe("preference"), info={"engine": "scripted:t", "stats": PREFERENCE_STATS})
-    publish_version(root, "prm", {"steps": _steps(4), "step_pairs": _step_pairs(3)},
-                    config=_recipe("process", source="openai/gsm8k"), info={"engine": "scripted:t", "stats": PROCESS_STATS})
-    publish_version(root, "other", {"pairs": _pairs(2)}, config=_recipe("preference", source="/data/mine/prompts.jsonl"),
-                    info={"engine": "scripted:t", "stats": {}})
-    return root
+    return make_store(tmp_path / "store")
 
 
-# --- a recorded HfApi ---
+def _split_files(configs, names=("train", "test")) -> set[str]:
+    return {f"data/{c}/{s}-00000-of-00001.parquet" for c in configs for s in names}
 
 
-@dataclass
-class Ref:
-    name: str
-    ref: str
-    target_commit: str
+def _rows(data: bytes | Path) -> list[dict]:
+    table = pq.read_table(io.BytesIO(data) if isinstance(data, bytes) else data)
+    return table.to_pylist()
 
 
-@dataclass
-class Refs:
-    tags: list
-    branches: list
-    converts: list
-    pull_requests: list | None = None
-
-
-@dataclass
-class Commit:
-    commit_id: str
-    title: str
-    message: str
-
-
-@dataclass
-class Info:
-    oid: str
-    commit_url: str
-    commit_message: str
-    commit_description: str
-
-
-class RecordingApi:
-    """The HfApi methods prefmill calls, same signatures, with an in-memory repository."""
-
-    def __init__(self):
-        self.calls: list[tuple[str, tuple, dict]] = []
-        self.files: dict[str, bytes] = {".gitattributes": b"*.parquet filter=lfs\n"}
-        self.commits: list[Commit] = []
-        self.tags: dict[str, str] = {}
-        self.repos: set[str] = set()
-        self.operations: list = []
-
-    def create_repo(self, repo_id, *, token=None, private=None, visibility=None, repo_type=None, exist_ok=False, **kwargs):
-        self.calls.append(("create_repo", (repo_id,), {"private": private, "repo_type": repo_type, "exist_ok": exist_ok}))
-        self.repos.add(repo_id)
-        return f"https://huggingface.co/datasets/{repo_id}"
-
-    def list_repo_refs(self, repo_id, *, repo_type=None, include_pull_requests=False, token=None):
-        self.calls.append(("list_repo_refs", (repo_id,), {"repo_type": repo_type}))
-        return Refs(tags=[Ref(t, f"refs/tags/{t}", c) for t, c in self.tags.items()], branches=[], converts=[])
-
-    def list_repo_commits(self, repo_id, *, repo_type=None, token=None, revision=None, formatted=False):
-        self.calls.append(("list_repo_commits", (repo_id,), {"repo_type": repo_type, "revision": revision}))
-        index = next(i for i, c in enumerate(self.commits) if c.commit_id == revision)
-        return list(reversed(self.commits[: index + 1]))
-
-    def list_repo_files(self, repo_id, *, revision=None, repo_type=None, token=None):
-        self.calls.append(("list_repo_files", (repo_id,), {"repo_type": repo_type}))
-        return sorted(self.files)
-
-    def create_commit(self, repo_id, operations, *, commit_message, commit_description=None, token=None, repo_type=None,
-                      revision=None, create_pr=None, num_threads=5, parent_commit=None, run_as_future=False):
-        operations = list(operations)
-        self.calls.append(("create_commit", (repo_id,), {"commit_message": commit_message, "repo_type": repo_type}))
-        self.operations.append(operations)
-        for op in operations:
-            if type(op).__name__ == "CommitOperationDelete":
-                self.files.pop(op.path_in_repo)
-                continue
-            src = op.path_or_fileobj
-            self.files[op.path_in_repo] = Path(src).read_bytes() if isinstance(src, (str, Path)) else bytes(src)
-        oid = hashlib.sha1(f"{len(self.commits)}{commit_message}".encode()).hexdigest()
-        self.commits.append(Commit(oid, commit_message, commit_description or ""))
-        return Info(oid, f"https://huggingface.co/datasets/{repo_id}/commit/{oid}", commit_message, commit_description or "")
-
-    def create_tag(self, repo_id, *, tag, tag_message=None, revision=None, token=None, repo_type=None, exist_ok=False):
-        self.calls.append(("create_tag", (repo_id,), {"tag": tag, "revision": revision, "repo_type": repo_type}))
-        assert tag not in self.tags
-        self.tags[tag] = revision
-
-    def names(self) -> list[str]:
-        return [c[0] for c in self.calls]
-
-
-def _version_files(root: Path, dataset: str, version: str = "v0001") -> dict[str, bytes]:
-    folder = root / dataset / version
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in (folder / "data").rglob("*.parquet")}
+def _sorted(rows: list[dict]) -> list[str]:
+    return sorted(json.dumps(r, sort_keys=True, default=str) for r in rows)
 
 
 # --- the Hub ---
 
 
 class TestHub:
-    def test_one_commit_with_every_config_the_card_and_a_tag(self, store):
+    def test_one_commit_with_every_config_split_the_card_and_a_tag(self, store):
         api = RecordingApi()
         result = publish(store, "pref", None, repo="me/pref", private=True, api=api)
 
@@ -239,19 +53,35 @@ class TestHub:
         assert api.calls[0] == ("create_repo", ("me/pref",), {"private": True, "repo_type": "dataset", "exist_ok": True})
         assert all(c[2].get("repo_type") == "dataset" for c in api.calls)
         [ops] = api.operations
-        expected = _version_files(store, "pref")
-        assert sorted(expected) == sorted(f"data/{c}/train-00000-of-00001.parquet" for c in ("samples", "pairs", "votes", "rise_steps"))
-        assert {op.path_in_repo for op in ops} == {*expected, "README.md", *result.plots}
-        for rel, content in expected.items():
-            assert api.files[rel] == content
+        assert {op.path_in_repo for op in ops} == {*_split_files(CONFIGS), "README.md", *result.plots}
+        stored = _version_files(store, "pref")
+        for config in CONFIGS:
+            train = _rows(api.files[f"data/{config}/train-00000-of-00001.parquet"])
+            test = _rows(api.files[f"data/{config}/test-00000-of-00001.parquet"])
+            assert {r["prompt_id"] for r in test} == {"p0"} and "p0" not in {r["prompt_id"] for r in train}, config
+            assert _sorted(train + test) == _sorted(_rows(stored[f"data/{config}/train-00000-of-00001.parquet"])), config
+            assert result.split_rows[config] == {"train": len(train), "test": len(test)}
+        assert "(rows: train 14, test 5)" in result.message
         card = api.files["README.md"].decode()
-        assert card == render_card(store, "pref", "v0001", repo="me/pref", plots=list(result.plots))
+        assert card == render_card(store, "pref", "v0001", repo="me/pref")
         manifest_hash = card_marker(card)[2]
         commit = api.commits[0]
         assert commit.title == "prefmill: publish pref v0001"
         assert f"prefmill content_hash: {manifest_hash}" in commit.message
+        assert "prefmill splits: splits=train,test test_size=0.1" in commit.message
         assert api.tags == {"v0001": commit.commit_id} == {result.tag: result.commit}
         assert api.calls[-1][2] == {"tag": "v0001", "revision": commit.commit_id, "repo_type": "dataset"}
+
+    def test_test_size_zero_publishes_the_stored_files_as_train(self, store):
+        api = RecordingApi()
+        result = publish(store, "pref", None, repo="me/pref", splits=Splits(0, ("train_prefs", "test_prefs")), api=api)
+
+        stored = _version_files(store, "pref")
+        assert sorted(p for p in api.files if p.startswith("data/")) == sorted(_split_files(CONFIGS, ["train_prefs"]))
+        for rel, content in stored.items():
+            assert api.files[rel.replace("/train-", "/train_prefs-")] == content  # the same bytes, not rewritten
+        assert result.split_rows["samples"] == {"train_prefs": 8, "test_prefs": 0}
+        assert "prefmill splits: splits=train_prefs test_size=0.0" in api.commits[0].message
 
     def test_second_publish_of_the_same_version_is_a_no_op(self, store):
         api = RecordingApi()
@@ -264,6 +94,33 @@ class TestHub:
         assert "already published" in second.message and "nothing to do" in second.message
         assert "create_commit" not in api.names() and "create_tag" not in api.names()
         assert len(api.commits) == 1
+
+    def test_other_split_settings_are_a_new_commit_and_the_tag_moves_to_it(self, store):
+        api = RecordingApi()
+        first = publish(store, "pref", None, repo="me/pref", api=api)
+        api.calls.clear()
+
+        again = publish(store, "pref", None, repo="me/pref", splits=Splits(0.1, ("train_prefs", "test_prefs")), api=api)
+
+        assert again.created and again.resplit and again.commit != first.commit and "tag v0001 moved" in again.message
+        assert api.names() == ["create_repo", "list_repo_refs", "list_repo_commits", "list_repo_files", "create_commit",
+                               "delete_tag", "create_tag"]
+        assert api.tags == {"v0001": again.commit}
+        assert sorted(p for p in api.files if p.startswith("data/")) == sorted(
+            _split_files(CONFIGS, ("train_prefs", "test_prefs")))
+        assert 'ds["train_prefs"], eval_dataset=ds["test_prefs"]' in api.files["README.md"].decode()
+        third = publish(store, "pref", None, repo="me/pref", splits=Splits(0.1, ("train_prefs", "test_prefs")), api=api)
+        assert not third.created and len(api.commits) == 2
+
+    def test_resplitting_a_version_main_has_moved_past_is_refused(self, store):
+        api = RecordingApi()
+        publish(store, "pref", "v0001", repo="me/pref", api=api)
+        publish_version(store, "pref", {"pairs": _pairs(3)}, config=_recipe("preference"), info={"stats": {}})
+        publish(store, "pref", "v0002", repo="me/pref", api=api)
+
+        with pytest.raises(StoreError, match="main has moved past it"):
+            publish(store, "pref", "v0001", repo="me/pref", splits=Splits(0.2), api=api)
+        assert len(api.commits) == 2 and api.tags["v0001"] == api.commits[0].commit_id
 
     def test_a_tag_holding_other_content_is_refused(self, store):
         api = RecordingApi()
@@ -283,8 +140,9 @@ class TestHub:
 
         assert result.created and result.version == "v0002"
         deleted = {op.path_in_repo for op in api.operations[1] if type(op).__name__ == "CommitOperationDelete"}
-        assert deleted == {f"data/{c}/train-00000-of-00001.parquet" for c in ("samples", "votes", "rise_steps")}
-        assert sorted(p for p in api.files if p.startswith("data/")) == ["data/pairs/train-00000-of-00001.parquet"]
+        plots = {"plots/margin_histogram.png", "plots/pair_drops.png", "plots/rise_error_types.png"}  # v0002: no stats
+        assert deleted == _split_files(("samples", "votes", "rise_steps")) | plots
+        assert sorted(p for p in api.files if p.startswith(("data/", "plots/"))) == sorted(_split_files(["pairs"]))
         assert set(api.tags) == {"v0001", "v0002"}
 
     @pytest.mark.parametrize("method", ["create_repo", "list_repo_refs", "create_commit", "create_tag"])
@@ -333,26 +191,39 @@ class TestHub:
 # --- a local folder ---
 
 
-def _load(folder: Path, config: str, cache: Path):
+def _load(folder: Path, config: str, cache: Path, split: str | None = None):
     import datasets
 
-    return datasets.load_dataset(str(folder), config, split="train", cache_dir=str(cache))
+    return datasets.load_dataset(str(folder), config, split=split, cache_dir=str(cache))
 
 
 class TestFolder:
-    @pytest.mark.parametrize("dataset", ["pref", "prm"])
-    def test_load_dataset_gives_the_same_rows_for_every_config(self, store, tmp_path, dataset):
+    @pytest.mark.parametrize(("dataset", "names"), [("pref", ("train", "test")), ("prm", ("train_prefs", "test_prefs"))])
+    def test_load_dataset_gives_both_splits_and_together_the_stored_rows(self, store, tmp_path, dataset, names):
         out = tmp_path / "out" / dataset
-        result = publish(store, dataset, None, repo=str(out))
+        result = publish(store, dataset, None, repo=str(out), splits=Splits(0.1, names))
 
         assert result.created and result.kind == "folder"
-        expected = _version_files(store, dataset)
-        assert sorted(expected) == sorted(p.relative_to(out).as_posix() for p in (out / "data").rglob("*.parquet"))
-        for rel in expected:
+        stored = _version_files(store, dataset)
+        configs = [rel.split("/")[1] for rel in stored]
+        assert {p.relative_to(out).as_posix() for p in (out / "data").rglob("*.parquet")} == _split_files(configs, names)
+        for rel, content in stored.items():
             config = rel.split("/")[1]
-            rows = _load(out, config, tmp_path / "cache").to_list()
-            assert rows == pq.read_table(io.BytesIO(expected[rel])).to_pylist(), config
-        assert (out / "README.md").read_text() == render_card(store, dataset, None, repo=str(out), plots=list(result.plots))
+            loaded = _load(out, config, tmp_path / "cache")
+            assert sorted(loaded) == sorted(names), config
+            train, test = (loaded[n].to_list() for n in names)
+            assert {r["prompt_id"] for r in test}.isdisjoint(r["prompt_id"] for r in train)
+            assert all(held_out(r["prompt_id"], 0.1) for r in test) and not any(held_out(r["prompt_id"], 0.1) for r in train)
+            assert _sorted(train + test) == _sorted(_rows(content)), config
+        assert (out / "README.md").read_text() == render_card(store, dataset, None, repo=str(out), splits=Splits(0.1, names))
+
+    def test_an_empty_split_is_not_published_and_the_card_says_so(self, store, tmp_path):
+        out = tmp_path / "out"
+        publish(store, "pref", None, repo=str(out), splits=Splits(0.05))  # p0..p3 are all above 0.05
+
+        assert {p.relative_to(out).as_posix() for p in (out / "data").rglob("*.parquet")} == _split_files(CONFIGS, ["train"])
+        assert sorted(_load(out, "pairs", tmp_path / "cache")) == ["train"]
+        assert "Empty, so not published: `test` of `samples`" in (out / "README.md").read_text()
 
     def test_file_url_and_second_publish_is_a_no_op(self, store, tmp_path):
         out = tmp_path / "folder"
@@ -363,6 +234,8 @@ class TestFolder:
 
         assert first.created and not second.created and "already published" in second.message
         assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+        third = publish(store, "pref", None, repo=out.as_uri(), splits=Splits(0))
+        assert third.created and sorted(p.name for p in (out / "data" / "pairs").iterdir()) == ["train-00000-of-00001.parquet"]
 
     def test_a_new_version_replaces_the_folder_content(self, store, tmp_path):
         out = tmp_path / "folder"
@@ -373,8 +246,8 @@ class TestFolder:
 
         assert result.created and result.version == "v0002"
         assert [p.relative_to(out).as_posix() for p in sorted((out / "data").rglob("*")) if p.is_file()] == [
-            "data/pairs/train-00000-of-00001.parquet"]
-        assert len(_load(out, "pairs", tmp_path / "cache")) == 3
+            "data/pairs/test-00000-of-00001.parquet", "data/pairs/train-00000-of-00001.parquet"]
+        assert {k: len(v) for k, v in _load(out, "pairs", tmp_path / "cache").items()} == {"train": 2, "test": 1}
 
     def test_a_foreign_folder_is_refused(self, store, tmp_path):
         out = tmp_path / "mine"
@@ -393,43 +266,7 @@ class TestFolder:
             local_target("file://elsewhere/x")
 
 
-# --- the card ---
-
-
-class TestCard:
-    def test_front_matter_parses_and_lists_every_config(self, store):
-        for dataset, configs in (("pref", ["samples", "pairs", "votes", "rise_steps"]), ("prm", ["steps", "step_pairs"])):
-            meta = front_matter(render_card(store, dataset, None))
-            assert [c["config_name"] for c in meta["configs"]] == configs
-            for c in meta["configs"]:
-                assert c["data_files"] == [{"split": "train", "path": f"data/{c['config_name']}/train-*.parquet"}]
-            assert sum(bool(c.get("default")) for c in meta["configs"]) == 1
-            assert meta["license"] == "mit"  # GSM8K, a local file or the Hub id
-            assert "prefmill" in meta["tags"] and meta["task_categories"][0] == "text-generation"
-        assert yaml.safe_load(render_card(store, "other", None).split("---\n")[1])["license"] == "other"
-
-    def test_preference_body(self, store):
-        card = render_card(store, "pref", None, repo="me/pref")
-        for text in (
-            "`preference` flow", "the local file `gsm8k/train.jsonl`", "scripted:t", "| `pairs` | 4 |", "| `samples` | 8 |",
-            "accuracy (share verified correct) 50.0%", "pass@n 100.0%", "| `swap_inconsistent` | 2 |",
-            "| `[0.8, 0.9)` | 1 |", "| `change_number` | 3 | 2 |", "swap consistency", "3 of 5 candidates",
-            "strategy=verified_vs_incorrect", "from trl import DPOConfig, DPOTrainer",
-            'load_dataset("me/pref", "pairs", split="train", revision="v0001")',
-        ):
-            assert text in card, text
-        assert "/data/shared" not in card  # the local folders around the source are not published
-        assert card.index("[0.8, 0.9)") < card.index("[0.9, inf)")
-
-    def test_process_body(self, store):
-        card = render_card(store, "prm", None)
-        for text in ("the Hub dataset `openai/gsm8k`", "label balance 75.0% positive", "| `1` | 2 |",
-                     "PRMTrainer", "method=mc", 'load_dataset("<user>/prm", "steps"'):
-            assert text in card, text
-
-    def test_unknown_version(self, store):
-        with pytest.raises(StoreError, match="no version 'v0009'"):
-            render_card(store, "pref", "v0009")
+# --- the CLI ---
 
 
 def test_the_cli_publishes_to_a_folder_and_previews_the_card(store, tmp_path):
@@ -443,7 +280,15 @@ def test_the_cli_publishes_to_a_folder_and_previews_the_card(store, tmp_path):
     card = runner.invoke(app, ["card", "pref", "--store", str(store)])
     assert first.exit_code == again.exit_code == card.exit_code == 0, first.output + again.output + card.output
     assert (out / "data" / "pairs" / "train-00000-of-00001.parquet").is_file() and (out / "README.md").is_file()
+    assert (out / "data" / "pairs" / "test-00000-of-00001.parquet").is_file()
     assert "nothing to do" in again.output.lower() or "already" in again.output.lower()
     assert card.output.startswith("---") and "configs:" in card.output
+    options = ["--test-size", "0.5", "--splits", "train_prefs,test_prefs", "--store", str(store)]
+    split = runner.invoke(app, ["publish", "pref", "--repo", str(out), *options])
+    preview = runner.invoke(app, ["card", "pref", *options])
+    assert split.exit_code == preview.exit_code == 0, split.output + preview.output
+    assert "train_prefs" in split.output and sorted(p.name for p in (out / "data" / "pairs").iterdir()) == [
+        "test_prefs-00000-of-00001.parquet", "train_prefs-00000-of-00001.parquet"]
+    assert preview.output == render_card(store, "pref", None, splits=Splits(0.5, ("train_prefs", "test_prefs")))
     missing = runner.invoke(app, ["publish", "nope", "--repo", str(out), "--store", str(store)])
     assert missing.exit_code == 2 and "Traceback" not in missing.output
