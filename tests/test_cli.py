@@ -17,7 +17,7 @@ runner = CliRunner()
 def test_help_lists_every_command():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("run", "versions", "show", "query", "verify", "prepare-model"):
+    for command in ("run", "versions", "show", "diff", "query", "verify", "deploy", "publish", "card", "export", "prepare-model"):
         assert command in result.output
 
 
