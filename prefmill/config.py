@@ -15,6 +15,7 @@ from prefmill.errors import ConfigError, cut
 from prefmill.preference_config import FiltersConfig, PairsConfig
 from prefmill.recipe_yaml import RecipeProblem, parse_yaml, read_recipe_text
 from prefmill.rise_config import RiseConfig
+from prefmill.runner_config import RunnerConfig
 from prefmill.strict import strict_errors
 
 
@@ -194,6 +195,8 @@ class RunConfig(_Strict):
     pairs: PairsConfig = PairsConfig()
     process: ProcessConfig = ProcessConfig()
     rise: RiseConfig = RiseConfig()
+    runner: RunnerConfig = RunnerConfig()
+    """Where the engine calls run (`local`, or `ray` replicas); not part of the dataset's content."""
 
 
 def config_hash(model: BaseModel) -> str:

@@ -44,3 +44,22 @@ def _own_engine_registry():
     yield
     _ENGINES.clear()
     _ENGINES.update(saved)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A real two-node Ray cluster on this machine (a head and one worker node, each its own raylet and
+    object store), joined by this process; its address is what a recipe's `runner.address` names."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    nodes = {"object_store_memory": 200 * 1024**2}
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False, **nodes})
+    cluster.add_node(num_cpus=2, **nodes)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
+    try:
+        yield cluster.address
+    finally:
+        ray.shutdown()
+        cluster.shutdown()

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from prefmill.config import EngineConfig
 from prefmill.engines.base import Completion, Engine, GenRequest, GenResult, Sampling
 from prefmill.errors import ConfigError
+from prefmill.runner_config import RunnerConfig
 
 __all__ = ["Completion", "Engine", "GenRequest", "GenResult", "Sampling", "engine_for", "register_engine"]
 
@@ -24,8 +25,13 @@ def register_engine(cfg: EngineConfig, engine: Engine) -> None:
     _ENGINES[_key(cfg)] = engine
 
 
-def engine_for(cfg: EngineConfig, *, references: Mapping[str, str] | None = None) -> Engine:
-    """The engine a recipe asks for; `references` (question -> solution) drive a scripted engine."""
+def engine_for(
+    cfg: EngineConfig, *, references: Mapping[str, str] | None = None, runner: RunnerConfig | None = None
+) -> Engine:
+    """The engine a recipe asks for; `references` (question -> solution) drive a scripted engine.
+    `runner.kind: ray`: a pool of replicas of that engine on a Ray cluster, kept for the process."""
+    if runner is not None and runner.kind == "ray":
+        return _ray_pool(cfg, runner, references or {})
     if (engine := _ENGINES.get(_key(cfg))) is not None:
         return engine
     if cfg.kind == "scripted":
@@ -58,3 +64,24 @@ def engine_for(cfg: EngineConfig, *, references: Mapping[str, str] | None = None
     engine = VLLMEngine(cfg.model, revision=cfg.revision, dtype=cfg.dtype, max_model_len=cfg.max_model_len, seed=cfg.seed)
     _ENGINES[_key(cfg)] = engine
     return engine
+
+
+def _ray_pool(cfg: EngineConfig, runner: RunnerConfig, references: Mapping[str, str]) -> Engine:
+    """One pool per (engine, runner) in this process; a scripted pool also per reference set, and a new
+    set replaces the old pool (its actors are stopped) rather than piling actors up."""
+    import hashlib
+    import json
+
+    from prefmill.engines.ray_pool import RayEnginePool
+
+    key = f"ray:{_key(cfg)}:{runner.model_dump_json()}"
+    refs = hashlib.sha256(json.dumps(sorted(references.items())).encode()).hexdigest() if cfg.kind == "scripted" else ""
+    pool = _ENGINES.get(key)
+    if pool is not None and getattr(pool, "references_key", "") == refs:
+        return pool
+    if pool is not None:
+        pool.close()  # type: ignore[attr-defined]
+    pool = RayEnginePool(cfg, runner, references=references if cfg.kind == "scripted" else None)
+    pool.references_key = refs
+    _ENGINES[key] = pool
+    return pool

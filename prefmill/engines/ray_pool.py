@@ -1,0 +1,156 @@
+"""Engine replicas on a Ray cluster behind the `Engine` protocol, so every generating stage (sampling,
+judges, RISE edits, MC and OmegaPRM rollouts) scales out through the same path, unchanged.
+
+Each replica is a long-lived Ray actor holding one prefmill engine (vLLM, scripted, OpenAI client),
+built by `engine_for` on its node. A call's requests are cut into batches of `batch_size`, streamed to
+the replicas with at most `max_concurrent_batches` in flight on each (least-loaded first, `ray.wait`
+back-pressure) and joined back by request id, in request order. An actor that dies is restarted once
+by Ray and its batch retried; a batch that still fails comes back as per-request errors, which the
+stage counts against its `max_failed_share` like any engine failure.
+
+Where this differs from Ray Data's LLM processor (`ray.data.llm.build_llm_processor`): that builds a new
+actor pool, and so loads the model again, for every Dataset it processes, and a prefmill run makes
+~10 engine calls (chunks, judges, rollouts). prefmill keeps one pool for the run and does what Ray
+Data's actor-pool operator does inside (bounded batches in flight per actor). Seeds travel with each
+request, so which replica serves a request changes no sample: the dataset is the same as local.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from prefmill.engine_config import EngineConfig
+from prefmill.engines.base import GenRequest, GenResult
+from prefmill.errors import ConfigError, EngineError, cut
+from prefmill.runner_config import RunnerConfig
+
+log = logging.getLogger("prefmill")
+
+
+class _Replica:
+    """One engine on one Ray worker; built where it runs, so a vLLM model loads on its own GPU."""
+
+    def __init__(self, engine_json: str, references: Mapping[str, str]) -> None:
+        from prefmill.engines import engine_for
+
+        self.engine = engine_for(EngineConfig.model_validate_json(engine_json), references=references)
+        self.calls, self.requests = 0, Counter()
+
+    def fingerprint(self) -> str:
+        return self.engine.fingerprint
+
+    def generate(self, requests: Sequence[GenRequest]) -> list[GenResult]:
+        self.calls += 1
+        self.requests.update(r.purpose for r in requests)
+        return self.engine.generate(requests)
+
+    def stats(self) -> dict[str, Any]:
+        """What this replica served: its process and node, calls, requests by purpose."""
+        import ray
+
+        return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(), "calls": self.calls,
+                "requests": dict(self.requests)}
+
+
+def connect(runner: RunnerConfig) -> None:
+    """Join the recipe's cluster (or $RAY_ADDRESS), else start Ray on this machine; once a process."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = runner.address or os.environ.get("RAY_ADDRESS") or None
+    kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
+    if address is None:
+        kwargs |= {"include_dashboard": False}
+        if runner.object_store_memory_mb:
+            kwargs["object_store_memory"] = runner.object_store_memory_mb * 1024 * 1024
+    try:
+        ray.init(address=address, **kwargs)
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        raise ConfigError(f"runner.address: cannot join the Ray cluster {address!r}: {cut(str(exc))}",
+                          hint="start it with `ray start --head`, or set runner.address: null to run Ray here") from None
+
+
+class RayEnginePool:
+    """`runner.replicas` engines of `engine` on Ray; same fingerprint as one local engine of it."""
+
+    def __init__(self, engine: EngineConfig, runner: RunnerConfig, *, references: Mapping[str, str] | None = None) -> None:
+        import ray
+
+        connect(runner)
+        self.runner = runner
+        self.calls = 0
+        actor = ray.remote(_Replica).options(
+            num_cpus=runner.num_cpus, num_gpus=runner.num_gpus, max_restarts=1, max_task_retries=1,
+        )
+        refs = ray.put(dict(references or {}))
+        self.replicas = [actor.remote(engine.model_dump_json(), refs) for _ in range(runner.replicas)]
+        try:
+            prints = set(ray.get([r.fingerprint.remote() for r in self.replicas]))
+        except ray.exceptions.RayError as exc:
+            self.close()
+            raise EngineError(f"runner: the engine replicas did not start: {cut(str(exc), 400)}",
+                              hint="check the cluster has the CPUs/GPUs of runner.num_cpus/num_gpus per replica "
+                                   "and prefmill installed on every node") from None
+        if len(prints) != 1:
+            self.close()
+            raise EngineError(f"runner: the replicas run different engines ({', '.join(sorted(prints))})",
+                              hint="install the same model and versions on every node")
+        self.fingerprint = prints.pop()
+        log.info("ray runner: %d replica(s) of %s", len(self.replicas), self.fingerprint)
+
+    def generate(self, requests: Sequence[GenRequest]) -> list[GenResult]:
+        import ray
+
+        if not requests:
+            return []
+        self.calls += 1
+        size = self.runner.batch_size
+        batches = [list(requests[i:i + size]) for i in range(0, len(requests), size)]
+        pending = list(range(len(batches)))[::-1]  # popped from the end: first batch first
+        in_flight: dict[Any, tuple[int, int]] = {}  # object ref -> (batch, replica)
+        load = [0] * len(self.replicas)
+        done: dict[str, GenResult] = {}
+        while pending or in_flight:
+            while pending and min(load) < self.runner.max_concurrent_batches:
+                replica = load.index(min(load))
+                batch = pending.pop()
+                in_flight[self.replicas[replica].generate.remote(batches[batch])] = (batch, replica)
+                load[replica] += 1
+            [ready], _ = ray.wait(list(in_flight), num_returns=1)
+            batch, replica = in_flight.pop(ready)
+            load[replica] -= 1
+            for result in self._results(ready, batches[batch]):
+                done[result.request_id] = result
+        return [done[r.request_id] for r in requests]
+
+    @staticmethod
+    def _results(ref: Any, batch: list[GenRequest]) -> list[GenResult]:
+        import ray
+
+        try:
+            results = ray.get(ref)
+        except ray.exceptions.RayError as exc:  # the replica died twice, or its engine raised
+            reason = f"ray replica failed: {cut(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 300)}"
+            return [GenResult(request_id=r.request_id, error=reason) for r in batch]
+        if [r.request_id for r in results] != [r.request_id for r in batch]:
+            raise EngineError("ray runner: a replica returned results for other requests than it was sent")
+        return results
+
+    def replica_stats(self) -> list[dict[str, Any]]:
+        """Per replica: pid, node, calls and requests by purpose (tests and `bench.scale` read it)."""
+        import ray
+
+        return ray.get([r.stats.remote() for r in self.replicas])
+
+    def close(self) -> None:
+        """Stop the replicas (the driver's exit stops them too)."""
+        import ray
+
+        for replica in self.replicas:
+            ray.kill(replica)
+        self.replicas = []
