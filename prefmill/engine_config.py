@@ -24,6 +24,9 @@ class EngineConfig(BaseModel):
     """Scripted engine only: probability that a sample gets one step wrong."""
     latency: float = Field(0.0, ge=0, le=60)
     """Scripted engine only: seconds each `generate` call takes, as a model would (tests of scheduling)."""
+    latency_per_request: float = Field(0.0, ge=0, le=10)
+    """Scripted engine only: seconds added per request of a call, as a batch's time grows with its size
+    (bench.ray_scale: replicas overlap such calls)."""
     base_url: str | None = None
     """OpenAI engine: the server's /v1 URL, e.g. http://127.0.0.1:8000/v1."""
     api_key_env: str = "OPENAI_API_KEY"

@@ -46,7 +46,8 @@ def engine_for(
             continuation=gsm8k_chain_policy(refs, p_error=cfg.p_error),
             editor=gsm8k_edit_policy(p_bad=cfg.p_error / 2),
         )
-        return ScriptedEngine(policy, name=f"gsm8k-p{cfg.p_error}", latency=cfg.latency)
+        return ScriptedEngine(policy, name=f"gsm8k-p{cfg.p_error}", latency=cfg.latency,
+                              latency_per_request=cfg.latency_per_request)
     if cfg.kind == "openai":
         import os
 

@@ -36,17 +36,19 @@ def _rng(request: GenRequest, index: int) -> random.Random:
 class ScriptedEngine:
     """Runs a policy per sample; counts calls and requests so tests can assert caching."""
 
-    def __init__(self, policy: Policy, *, name: str = "scripted", latency: float = 0.0) -> None:
+    def __init__(self, policy: Policy, *, name: str = "scripted", latency: float = 0.0,
+                 latency_per_request: float = 0.0) -> None:
         self.policy = policy
         self.fingerprint = f"scripted:{name}"
         self.latency = latency  # seconds a call takes, as a model's would
+        self.latency_per_request = latency_per_request  # plus this much per request of the call
         self.calls = 0
         self.requests_seen = 0
 
     def generate(self, requests: Sequence[GenRequest]) -> list[GenResult]:
         self.calls += 1
-        if self.latency:
-            time.sleep(self.latency)
+        if self.latency or self.latency_per_request:
+            time.sleep(self.latency + self.latency_per_request * len(requests))
         self.requests_seen += len(requests)
         results = []
         for request in requests:
