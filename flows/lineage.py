@@ -60,5 +60,5 @@ def previous_judge(sampled: Sampled, cfg: RunConfig, version: str) -> CachingEng
             raise ConfigError(f"CREAM: cannot rebuild the judge of {cfg.dataset} {version} from its manifest: {exc}",
                               hint="name it in filters.cream_judge") from None
     frame = sampled.prompts.read()
-    return CachingEngine(GpuSlot(engine_for(judge_cfg, references=dict(zip(frame["question"], frame["reference"])))),
-                         sampled.engine.cache)
+    references = dict(zip(frame["question"], frame["reference"]))
+    return CachingEngine(GpuSlot(engine_for(judge_cfg, references=references, runner=cfg.runner)), sampled.engine.cache)

@@ -14,6 +14,7 @@ from prefmill.refs import TableRef, write_table
 from prefmill.schemas.tables import EVAL_QUESTIONS, PROMPTS
 from prefmill.sources import load_eval_questions, load_prompts
 from prefmill.store import publish_version
+from prefmill.store_location import open_store
 
 
 def _by_content(frame, work: str, name: str, schema) -> TableRef:
@@ -47,8 +48,9 @@ def publish_task(
 ) -> dict[str, Any]:
     """`assemble(**tables, **options)` gives the version's tables and stats; identical content reuses the latest."""
     version_tables, stats = assemble(**{k: ref.read() if ref else None for k, ref in tables.items()}, **options)
-    version = publish_version(
-        Path(store), dataset, version_tables, config=config.model_dump(mode="json"), info={"engine": engine, "stats": stats}
+    version = publish_version(  # the runner says how, not what: outside the content hash, recorded beside it
+        open_store(store), dataset, version_tables, config=config.model_dump(mode="json", exclude={"runner"}),
+        info={"engine": engine, "runner": config.runner.model_dump(mode="json"), "stats": stats},
     )
     get_run_logger().info(
         "publish: %s %s (%s)", dataset, version.name, "new" if version.created else "unchanged, already published"

@@ -13,10 +13,11 @@ from rich.table import Table
 
 from prefmill.errors import PrefmillError, StoreError, os_reason
 from prefmill.run_summary import summary_table
+from prefmill.store_location import Location
 from prefmill.cli_common import StoreOpt, app, console, err
 from prefmill.cli_common import errors as _errors
 from prefmill.cli_common import fail as _fail
-from prefmill.cli_common import store_root as _store
+from prefmill.cli_common import store_location as _store
 
 @app.command()
 def run(
@@ -39,7 +40,7 @@ def run(
             server.stop()
 
 
-def _run(config: Path, root: Path, overrides: list[str], server) -> None:
+def _run(config: Path, root: Path | Location, overrides: list[str], server) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from prefmill import progress
@@ -115,10 +116,11 @@ def versions(dataset: Annotated[str, typer.Argument(help="Dataset name.")], stor
 
     _check_dataset(dataset)
     root = _store(store)
-    for folder in missing_manifests(root, dataset):
+    with _errors():  # a store on object storage may be out of reach
+        missing, names = missing_manifests(root, dataset), version_names(root, dataset)
+    for folder in missing:
         _warn(f"{folder}: no manifest.json, so this version is not listed or queried (an interrupted copy, or "
               "the manifest was deleted)")
-    names = version_names(root, dataset)
     rows = []
     for name in names:
         try:
@@ -175,8 +177,12 @@ def diff(
     from prefmill.diff import diff_tables, diff_versions
 
     _check_dataset(dataset)
+    root = _store(store)
     with _errors():
-        configs, stats = diff_versions(_store(store), dataset, old, new)
+        try:
+            configs, stats = diff_versions(root, dataset, old, new)
+        except OSError as exc:  # a store on object storage out of reach
+            raise StoreError(f"{exc.filename or root}: cannot read the version: {os_reason(exc)}") from None
     for table in diff_tables(dataset, old, new, configs, stats):
         console.print(table)
 
@@ -259,6 +265,7 @@ def prepare_model(force: Annotated[bool, typer.Option(help="Convert again even i
 
 
 from prefmill import cli_publish  # noqa: E402,F401  (registers publish, card)
+from prefmill import cli_export  # noqa: E402,F401  (registers export)
 
 if __name__ == "__main__":
     app()

@@ -10,8 +10,8 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from prefmill.errors import PrefmillError
-from prefmill.store import default_store
+from prefmill.errors import PrefmillError, StoreError
+from prefmill.store_location import Location, open_store
 
 app = typer.Typer(
     help="Mill prompts into versioned preference datasets (Prefect flows driving vLLM).",
@@ -23,13 +23,26 @@ console = Console()
 err = Console(stderr=True)
 
 StoreOpt = Annotated[
-    Optional[Path],
-    typer.Option("--store", help="Store folder. Default: $PREFMILL_STORE or ./store.", show_default=False),
+    Optional[str],
+    typer.Option("--store", help="Store folder, or a URL such as s3://bucket/prefix (run, versions, show, diff, "
+                 "query). Default: $PREFMILL_STORE or ./store.", show_default=False),
 ]
 
 
-def store_root(store: Path | None) -> Path:
-    return store if store is not None else default_store()
+def store_location(store: str | None) -> Path | Location:
+    """The store a command reads or writes: a folder, or a URL on object storage; a bad URL: exit 2."""
+    with errors():
+        return open_store(store)
+
+
+def store_root(store: str | None) -> Path:
+    """A local store folder, for the commands that read a version's files as local files (publish, card,
+    export); a URL store is one clear error."""
+    root = open_store(store)
+    if isinstance(root, Location):
+        raise StoreError(f"{root}: this command reads a local store only",
+                         hint="copy the version to a folder first (e.g. `aws s3 sync`), then give that folder as --store")
+    return root
 
 
 @contextmanager

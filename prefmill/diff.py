@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from prefmill.refs import StaleRefError, TableRef
 from prefmill.store import read_manifest
+from prefmill.store_location import Location, open_input
 
 KEYS = {"samples": "sample_id", "pairs": "pair_id", "votes": "prompt_id", "steps": "chain_id",
         "step_pairs": "pair_id", "rise_steps": "pair_id"}
@@ -49,7 +50,7 @@ class StatDelta:
         return None if self.old is None or self.new is None else self.new - self.old
 
 
-def _files(root: Path, dataset: str, manifest: dict[str, Any]) -> dict[str, list[str]]:
+def _files(root: Path | Location, dataset: str, manifest: dict[str, Any]) -> dict[str, list[str]]:
     """config -> its files, each checked against the manifest's size and sha256 first."""
     by_config: dict[str, list[str]] = {}
     version = manifest["version"]
@@ -66,7 +67,7 @@ def _files(root: Path, dataset: str, manifest: dict[str, Any]) -> dict[str, list
 
 def _columns(paths: list[str]) -> dict[str, str]:
     """column -> its Arrow type, over the config's files."""
-    return {f.name: str(f.type) for p in paths for f in pq.read_schema(p)}
+    return {f.name: str(f.type) for p in paths for f in pq.read_schema(open_input(p))}
 
 
 def _keyed(paths: list[str], key: str | None, columns: list[str]) -> pl.DataFrame:
@@ -74,7 +75,7 @@ def _keyed(paths: list[str], key: str | None, columns: list[str]) -> pl.DataFram
     two columns are kept in memory, so a diff of 1M-row versions stays small."""
     if not paths:  # the config is not in this version
         return pl.DataFrame(schema={"_k": pl.String, "_h": pl.UInt64})
-    frame = pl.concat([pl.scan_parquet(p) for p in paths], how="diagonal_relaxed")
+    frame = pl.concat([pl.scan_parquet(open_input(p)) for p in paths], how="diagonal_relaxed")
     hashed = pl.struct(columns).hash(seed=0) if columns else pl.lit(0, pl.UInt64)
     ident = pl.col(key).cast(pl.String).fill_null("") if key in columns else hashed.cast(pl.String)  # no id: by content
     return (frame.select(_id=ident, _h=hashed)
@@ -108,7 +109,7 @@ def _numbers(stats: Any, prefix: str = "") -> dict[str, float]:
     return out
 
 
-def diff_versions(root: Path, dataset: str, old: str, new: str) -> tuple[list[ConfigDiff], list[StatDelta]]:
+def diff_versions(root: Path | Location, dataset: str, old: str, new: str) -> tuple[list[ConfigDiff], list[StatDelta]]:
     """Per-config row changes and the stats that differ, from `old` to `new`."""
     m_old, m_new = read_manifest(root, dataset, old), read_manifest(root, dataset, new)
     f_old, f_new = _files(root, dataset, m_old), _files(root, dataset, m_new)

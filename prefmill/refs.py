@@ -19,6 +19,7 @@ from prefmill.atomic import write_atomically
 from prefmill.errors import StoreError
 from prefmill.schemas.validate import conform
 from prefmill.store import file_sha256
+from prefmill.store_location import is_url, location
 
 
 class StaleRefError(StoreError):
@@ -75,6 +76,8 @@ _VERIFIED: OrderedDict[tuple[str, str, int], tuple[tuple[int, int, int], pl.Data
 
 
 def _stat(path: str) -> tuple[int, int, int] | None:
+    if is_url(path):  # an object (a store on object storage): read and checked every time
+        return None
     try:
         st = os.stat(path)
     except OSError:
@@ -84,7 +87,7 @@ def _stat(path: str) -> tuple[int, int, int] | None:
 
 def _read(path: str) -> bytes | None:
     try:
-        return Path(path).read_bytes()
+        return location(path).read_bytes() if is_url(path) else Path(path).read_bytes()
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return None
 

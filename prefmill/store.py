@@ -2,7 +2,9 @@
 
 A version is written to a staging folder and appears by one atomic rename, so readers never see a
 half-written version; two writers racing for a number: one wins, the other takes the next number.
-Publishing content identical to the latest version returns that version instead of a copy.
+Publishing content identical to the latest version returns that version instead of a copy. A store
+on object storage (a `Location`) keeps the same layout and guarantees another way (prefmill.object_store);
+every reader here serves both.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import re
 import secrets
 import shutil
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from prefmill.errors import StoreError, cut, os_reason
+from prefmill.store_checks import check_writable  # noqa: F401  (part of this module's API)
+from prefmill.store_location import Location, open_store
 
 _VERSION = re.compile(r"^v(\d{4,})$")
 MANIFEST = "manifest.json"
@@ -35,15 +38,15 @@ STALE_STAGING_SECONDS = 3600
 """A staging folder untouched this long is a leftover of a killed writer; younger ones may be in use."""
 
 
-def default_store() -> Path:
-    return Path(os.environ.get("PREFMILL_STORE", "store"))
+def default_store() -> Path | Location:
+    return open_store(None)
 
 
 @dataclass(frozen=True)
 class Version:
     dataset: str
     name: str  # v0001
-    path: Path
+    path: Path | Location
     manifest: dict[str, Any]
     created: bool  # False when an identical version already existed
 
@@ -76,56 +79,44 @@ def check_dataset_name(dataset: str) -> None:
         )
 
 
-def check_writable(root: Path, dataset: str) -> None:
-    """Before a run: the store, its `.cache` and the dataset's folder are folders this process can write.
-
-    Nothing is created unless every check passes (then the store folder itself, as the run would)."""
-    if root.exists() and not root.is_dir():
-        raise StoreError(f"{root}: the store is a file, not a folder", hint="give --store a folder (or a path to create)")
-    for path, what in ((root / dataset, "a dataset folder"), (root / ".cache", "a folder")):
-        if path.exists() and not path.is_dir():
-            raise StoreError(f"{path}: is a file, not {what}", hint="move it away; prefmill keeps its own folders there")
-    existing = next((p for p in (root, *root.absolute().parents) if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        raise StoreError(f"{root}: cannot create the store: {existing} is a file, not a folder")
-    hint = "give --store a folder you can write, or ask for write access"
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StoreError(f"{root}: cannot create the store: {os_reason(exc)}", hint=hint) from None
-    for folder in (root, root / dataset, root / ".cache", root / ".cache" / "rollouts", root / ".cache" / dataset):
-        if not folder.is_dir():
-            continue
+def _numbered(root: Path | Location, dataset: str) -> dict[str, bool]:
+    """Every entry of the dataset's folder named like a version -> whether its manifest exists. One
+    listing of the dataset on an object store; an unreachable store is a `StoreError`."""
+    if isinstance(root, Location):
         try:
-            fd, probe = tempfile.mkstemp(prefix=".prefmill-probe-", dir=folder)
-            os.close(fd)
-            os.unlink(probe)
+            rels = (root / dataset).files()
         except OSError as exc:
-            raise StoreError(f"{folder}: cannot write to the store: {os_reason(exc)}", hint=hint) from None
-
-
-def missing_manifests(root: Path, dataset: str) -> list[Path]:
-    """Version folders without a manifest: an interrupted copy or a deleted manifest. They hold their
-    number but are no version: not listed, not queried."""
+            raise StoreError(f"{root / dataset}: cannot list the versions: {os_reason(exc)}") from None
+        found: dict[str, bool] = {}
+        for rel in rels:
+            head, _, rest = rel.partition("/")
+            if _VERSION.match(head):
+                found[head] = found.get(head, False) or rest == MANIFEST
+        return found
     folder = root / dataset
     if not folder.is_dir():
-        return []
-    found = [p for p in folder.iterdir() if _VERSION.match(p.name) and p.is_dir() and not (p / MANIFEST).is_file()]
-    return sorted(found, key=lambda p: int(p.name[1:]))
+        return {}
+    return {p.name: (p / MANIFEST).is_file() for p in folder.iterdir() if _VERSION.match(p.name)}
 
 
-def version_names(root: Path, dataset: str) -> list[str]:
-    folder = root / dataset
-    if not folder.is_dir():
-        return []
-    names = [p.name for p in folder.iterdir() if _VERSION.match(p.name) and (p / MANIFEST).is_file()]
+def _by_number(names) -> list[str]:
     return sorted(names, key=lambda n: int(n[1:]))
 
 
-def load_manifest(path: Path) -> dict[str, Any]:
+def missing_manifests(root: Path | Location, dataset: str) -> list[Path | Location]:
+    """Version folders without a manifest: an interrupted copy or a deleted manifest. They hold their
+    number but are no version: not listed, not queried."""
+    return [root / dataset / n for n in _by_number(n for n, ok in _numbered(root, dataset).items() if not ok)]
+
+
+def version_names(root: Path | Location, dataset: str) -> list[str]:
+    return _by_number(n for n, ok in _numbered(root, dataset).items() if ok)
+
+
+def load_manifest(path: Path | Location) -> dict[str, Any]:
     """A manifest file as a dict, or one clear `StoreError` naming the file and what is wrong."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_bytes().decode("utf-8"))
     except json.JSONDecodeError as exc:
         raise StoreError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})",
                          hint="the version is damaged: restore the manifest from a backup") from None
@@ -138,7 +129,7 @@ def load_manifest(path: Path) -> dict[str, Any]:
     return data
 
 
-def read_manifest(root: Path, dataset: str, version: str | None = None) -> dict[str, Any]:
+def read_manifest(root: Path | Location, dataset: str, version: str | None = None) -> dict[str, Any]:
     check_dataset_name(dataset)
     names = version_names(root, dataset)
     if not names:
@@ -151,7 +142,7 @@ def read_manifest(root: Path, dataset: str, version: str | None = None) -> dict[
     return load_manifest(root / dataset / name / MANIFEST)
 
 
-def previous_iteration(root: Path, dataset: str, engine: str) -> str | None:
+def previous_iteration(root: Path | Location, dataset: str, engine: str) -> str | None:
     """The latest version made by another model than `engine` (an engine fingerprint, as manifests
     record it): the previous iteration of a self-improvement loop. Versions of the same model (reruns,
     other settings) belong to the same iteration, so the previous folder is not enough."""
@@ -161,21 +152,68 @@ def previous_iteration(root: Path, dataset: str, engine: str) -> str | None:
     return None
 
 
-def first_iteration(root: Path, dataset: str) -> str | None:
+def first_iteration(root: Path | Location, dataset: str) -> str | None:
     """The lineage's first version: what the initial model made (Temporal Self-Rewarding's anchor)."""
     names = version_names(root, dataset)
     return names[0] if names else None
 
 
-def _content_hash(files: dict[str, dict[str, Any]], config: Any) -> str:
+def hash_content(files: dict[str, dict[str, Any]], config: Any) -> str:
+    """A version's `content_hash`: its recipe and every file's sha256, wherever the store lives."""
     h = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
     for rel in sorted(files):
         h.update(f"{rel}:{files[rel]['sha256']}".encode())
     return h.hexdigest()
 
 
+def write_tables(staging: Path, tables: dict[str, pa.Table], split: str) -> dict[str, dict[str, Any]]:
+    """Each table as `data/<config>/<split>-00000-of-00001.parquet` in `staging`: the manifest's file list."""
+    files: dict[str, dict[str, Any]] = {}
+    for name, table in tables.items():
+        rel = f"data/{name}/{split}-00000-of-00001.parquet"
+        target = staging / rel
+        target.parent.mkdir(parents=True)
+        pq.write_table(table, target, compression="zstd")
+        files[rel] = {"sha256": file_sha256(target), "rows": table.num_rows, "bytes": target.stat().st_size}
+    return files
+
+
+def identical_latest(root: Path | Location, dataset: str, content_hash: str) -> Version | None:
+    """The latest version when it holds exactly this content; a damaged latest one is never identical."""
+    names = version_names(root, dataset)
+    if not names:
+        return None
+    try:
+        latest = load_manifest(root / dataset / names[-1] / MANIFEST)
+    except StoreError:
+        return None
+    if latest.get("content_hash") != content_hash:
+        return None
+    return Version(dataset, names[-1], root / dataset / names[-1], latest, created=False)
+
+
+def next_manifest(root: Path | Location, dataset: str, *, content_hash: str, config: dict[str, Any],
+                  files: dict[str, dict[str, Any]], info: dict[str, Any] | None, after: int = 0) -> dict[str, Any]:
+    """The manifest of the next free number above `after`. Numbering and parent come from one fresh
+    listing; a folder without manifest still holds its number."""
+    taken = _numbered(root, dataset)
+    name = f"v{max([after, *(int(n[1:]) for n in taken)]) + 1:04d}"
+    published = _by_number(n for n, ok in taken.items() if ok)
+    return {
+        "dataset": dataset,
+        "version": name,
+        "parent": published[-1] if published else None,
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "git_sha": git_sha(),
+        "content_hash": content_hash,
+        "config": config,
+        "files": files,
+        **(info or {}),
+    }
+
+
 def publish_version(
-    root: Path,
+    root: Path | Location,
     dataset: str,
     tables: dict[str, pa.Table],
     *,
@@ -188,6 +226,10 @@ def publish_version(
     The version folder is created with the umask's mode (0755 under the usual 022), so other users of
     a shared store can read it. A write that fails (a full disk, no permission) leaves nothing behind and
     raises a `StoreError`; staging folders of writers killed more than an hour ago are removed."""
+    if isinstance(root, Location):
+        from prefmill.object_store import publish_object
+
+        return publish_object(root, dataset, tables, config=config, info=info, split=split)
     folder = root / dataset
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -196,39 +238,14 @@ def publish_version(
     except OSError as exc:
         raise StoreError(f"{folder}: cannot publish a version: {os_reason(exc)}", hint=_WRITE_HINT) from None
     try:
-        files: dict[str, dict[str, Any]] = {}
-        for name, table in tables.items():
-            rel = f"data/{name}/{split}-00000-of-00001.parquet"
-            target = staging / rel
-            target.parent.mkdir(parents=True)
-            pq.write_table(table, target, compression="zstd")
-            files[rel] = {"sha256": file_sha256(target), "rows": table.num_rows, "bytes": target.stat().st_size}
-        content_hash = _content_hash(files, config)
+        files = write_tables(staging, tables, split)
+        content_hash = hash_content(files, config)
         while True:
-            names = version_names(root, dataset)
-            if names:
-                try:
-                    latest = load_manifest(folder / names[-1] / MANIFEST)
-                except StoreError:  # a damaged latest version is never "identical": publish a new one
-                    latest = {}
-                if latest.get("content_hash") == content_hash:
-                    shutil.rmtree(staging)
-                    return Version(dataset, names[-1], folder / names[-1], latest, created=False)
-            # Numbering and parent come from one fresh listing; a folder without manifest still holds its number.
-            taken = {int(m.group(1)): p for p in folder.iterdir() if (m := _VERSION.match(p.name))}
-            name = f"v{max(taken, default=0) + 1:04d}"
-            published = [taken[n].name for n in sorted(taken) if (taken[n] / MANIFEST).is_file()]
-            manifest = {
-                "dataset": dataset,
-                "version": name,
-                "parent": published[-1] if published else None,
-                "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                "git_sha": git_sha(),
-                "content_hash": content_hash,
-                "config": config,
-                "files": files,
-                **(info or {}),
-            }
+            if (same := identical_latest(root, dataset, content_hash)) is not None:
+                shutil.rmtree(staging)
+                return same
+            manifest = next_manifest(root, dataset, content_hash=content_hash, config=config, files=files, info=info)
+            name = manifest["version"]
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
             try:
                 os.rename(staging, folder / name)
@@ -284,7 +301,12 @@ def _remove_stale_staging(folder: Path, *, max_age: float = STALE_STAGING_SECOND
     return removed
 
 
-def datasets_in(root: Path) -> list[str]:
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and version_names(root, p.name))
+def datasets_in(root: Path | Location) -> list[str]:
+    if isinstance(root, Location):
+        try:
+            names = root.folders()
+        except OSError as exc:
+            raise StoreError(f"{root}: cannot list the datasets: {os_reason(exc)}") from None
+    else:
+        names = [p.name for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+    return sorted(n for n in names if not n.startswith(".") and version_names(root, n))

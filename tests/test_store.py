@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import prefmill.store as store
+import prefmill.store_checks as store_checks
 from prefmill.errors import StoreError
 from prefmill.store import datasets_in, file_sha256, publish_version, read_manifest, version_names
 
@@ -254,7 +255,7 @@ class TestCheckWritable:
             raise PermissionError(errno.EACCES, "Permission denied", str(dir))
 
         (tmp_path / "ds").mkdir()
-        monkeypatch.setattr(store.tempfile, "mkstemp", refused)
+        monkeypatch.setattr(store_checks.tempfile, "mkstemp", refused)
         with pytest.raises(StoreError) as info:
             store.check_writable(tmp_path, "ds")
         assert info.value.message == f"{tmp_path}: cannot write to the store: Permission denied"

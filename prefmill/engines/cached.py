@@ -10,9 +10,9 @@ one seeded request are not independent of n in every engine) and stores all of i
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
-import os
 import threading
 import uuid
 from collections.abc import Sequence
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import polars as pl
 
-from prefmill.atomic import write_atomically
 from prefmill.engines.base import Completion, Engine, GenRequest, GenResult, sample_seed
-from prefmill.errors import cut
+from prefmill.errors import cut, os_reason
+from prefmill.store_location import Location, as_location
 
 log = logging.getLogger("prefmill")
 
@@ -50,16 +50,22 @@ def sample_key(fingerprint: str, request: GenRequest, index: int) -> str:
 
 
 class RolloutCache:
-    """Append-only Parquet shards in a folder; every shard is written whole, then renamed into place."""
+    """Append-only Parquet shards in a folder, local or on object storage (`<store>/.cache/rollouts`).
+    Every shard is written whole under a unique name (a rename locally, one put on an object store),
+    so concurrent runs never see a part of one and never overwrite each other's."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+    def __init__(self, folder: Path | Location) -> None:
+        self.folder = as_location(folder)
+        self.folder.mkdir()
         self._lock = threading.Lock()
         self._entries: dict[str, Completion] = {}
-        for shard in sorted(self.folder.glob("shard-*.parquet")):
+        for shard in self.folder.glob("shard-*.parquet"):
             try:
-                rows = pl.read_parquet(shard).select(list(_COLUMNS)).rows(named=True)
+                data = shard.read_bytes()
+            except FileNotFoundError:  # another run moved it aside meanwhile
+                continue
+            try:
+                rows = pl.read_parquet(io.BytesIO(data)).select(list(_COLUMNS)).rows(named=True)
             except Exception as exc:  # truncated, not Parquet, other columns: polars/arrow raise several types
                 self._move_aside(shard, exc)
                 continue
@@ -70,15 +76,15 @@ class RolloutCache:
                 )
 
     @staticmethod
-    def _move_aside(shard: Path, exc: Exception) -> None:
+    def _move_aside(shard: Location, exc: Exception) -> None:
         """An unreadable shard must not break every run of the store: its samples are generated again,
         and the file is kept as `<shard>.corrupt` (which the loader ignores) for a look."""
-        aside = shard.with_name(shard.name + ".corrupt")
+        aside = shard.sibling(shard.name + ".corrupt")
         try:
-            os.replace(shard, aside)
+            shard.move_to(aside)
             where = f"moved aside to {aside.name}"
         except OSError as move_exc:
-            where = f"left in place ({move_exc.strerror or move_exc})"
+            where = f"left in place ({os_reason(move_exc)})"
         log.warning("%s: unreadable rollout-cache shard (%s: %s); %s, its samples will be generated again",
                     shard, type(exc).__name__, cut(exc), where)
 
@@ -96,7 +102,9 @@ class RolloutCache:
               "finish_reason": c.finish_reason} for k, c in items.items()],
             schema=_COLUMNS,
         )
-        write_atomically(self.folder / f"shard-{uuid.uuid4().hex}.parquet", frame.write_parquet)
+        buffer = io.BytesIO()
+        frame.write_parquet(buffer)
+        (self.folder / f"shard-{uuid.uuid4().hex}.parquet").write_whole(buffer.getvalue())
         with self._lock:
             self._entries.update(items)
 
