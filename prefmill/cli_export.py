@@ -20,6 +20,12 @@ class ExportFormat(str, Enum):
     openrlhf_prm = "openrlhf-prm"
 
 
+class Split(str, Enum):
+    all = "all"
+    train = "train"
+    test = "test"
+
+
 class Labels(str, Enum):
     hard = "hard"
     soft = "soft"
@@ -56,6 +62,9 @@ def export_cmd(
                            show_default=False)] = None,
     tokenizer: Annotated[Optional[Path], typer.Option(help="openrlhf-prm: a tokenizer folder; check that every row "
                          "has one placeholder token per label before writing.")] = None,
+    split: Annotated[Split, typer.Option(help="all prompts, or only the train / test side of `prefmill publish "
+                     "--test-size` (same prompt-hash rule), so training never sees the published test prompts.")] = Split.all,
+    test_size: Annotated[float, typer.Option(help="With --split train|test: the publish's --test-size.")] = 0.1,
     store: StoreOpt = None,
 ) -> None:
     """Export a version for a trainer: one Parquet (or JSONL) file, written whole or not at all."""
@@ -67,10 +76,14 @@ def export_cmd(
             raise InputError(f"--placeholder and --tokenizer apply to --format openrlhf-prm only, not {format_.value}")
         tok = _tokenizer(tokenizer) if tokenizer is not None else None
         result = export_version(_store(store), dataset, version, fmt=format_.value, out=out, labels=labels.value,
-                                placeholder=PLACEHOLDER if placeholder is None else placeholder, tokenizer=tok)
+                                placeholder=PLACEHOLDER if placeholder is None else placeholder, tokenizer=tok,
+                                split=split.value, test_size=test_size)
     skipped = "".join(f"; skipped {n} rows: {reason}" for reason, n in result.skipped.items())
     kind = result.format if format_ is ExportFormat.dpo else f"{result.format}, {labels.value} labels"
     console.print(f"{dataset} {result.version}: wrote {result.rows} rows ({kind}) to {result.path}{skipped}",
                   highlight=False, soft_wrap=True)
+    if split is Split.all:
+        err.print("note: all prompts, including those `prefmill publish` holds out as its test split; "
+                  "--split train leaves them out", highlight=False, soft_wrap=True)
     if format_ is ExportFormat.openrlhf_prm and labels is Labels.soft:
         err.print(_SOFT_NOTE, highlight=False, soft_wrap=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class RunnerConfig(BaseModel):
@@ -30,11 +30,28 @@ class RunnerConfig(BaseModel):
     """Batches in flight per replica, so a replica never waits for the driver between batches."""
     object_store_memory_mb: int | None = Field(None, ge=64)
     """Local Ray instance only: its object store (default: Ray's own, 30% of memory)."""
+    start_timeout: float = Field(900, gt=0, le=86_400)
+    """Seconds the replicas may take to start (load their model); Ray waits forever for resources a
+    cluster does not have, so past this the run stops with one error instead of hanging."""
 
     @field_validator("address")
     @classmethod
     def _no_credentials(cls, value: str | None) -> str | None:
-        """A recipe is written to Prefect's database: an address must not carry a secret."""
-        if value is not None and "://" in value and urlsplit(value).password:
-            raise ValueError("must not hold a password (user:password@): put credentials in the environment")
+        """A recipe is written to manifests and Prefect's database: an address must not carry a secret."""
+        if value is None:
+            return value
+        parts = urlsplit(value if "://" in value else f"ray://{value}")
+        if "@" in parts.netloc or parts.query or parts.fragment:
+            raise ValueError("must be host:port or ray://host:port, without user@, ?query or #fragment: "
+                             "recipes are written to manifests; put credentials in the environment")
         return value
+
+    @model_validator(mode="after")
+    def _ray_settings_need_ray(self) -> RunnerConfig:
+        """`replicas: 8` without `kind: ray` would run one local engine without a word."""
+        if self.kind == "local":
+            set_here = sorted(name for name, field in type(self).model_fields.items()
+                              if name != "kind" and getattr(self, name) != field.default)
+            if set_here:
+                raise ValueError(f"{', '.join(set_here)} apply to kind: ray only; set runner.kind: ray or drop them")
+        return self

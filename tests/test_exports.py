@@ -292,3 +292,22 @@ class TestExportCommand:
         (tmp_path / "afile").write_text("")
         bad = _export(tmp_path, "d", "--format", "dpo", "--out", str(tmp_path / out))
         assert bad.exit_code == 2 and message in " ".join(bad.output.split()) and "Traceback" not in bad.output
+
+
+def test_split_train_and_test_are_the_publish_sides_and_partition_the_version(tmp_path):
+    from prefmill.splits import held_out
+
+    store = tmp_path / "store"
+    publish_preference(store, n=40)  # prompt ids p0, p1: one test_size puts exactly one of them in test
+    size = next(s for s in (0.1 * k for k in range(1, 10)) if held_out("p0", s) != held_out("p1", s))
+    sides = {}
+    for split in ("train", "test", "all"):
+        result = export_version(store, "d", None, fmt="dpo", out=tmp_path / f"{split}.parquet", split=split, test_size=size)
+        sides[split] = pq.read_table(result.path).to_pylist()
+    train_ids = {r["prompt_id"] for r in sides["train"]}
+    test_ids = {r["prompt_id"] for r in sides["test"]}
+    assert train_ids and test_ids and not train_ids & test_ids
+    assert test_ids == {p for p in ("p0", "p1") if held_out(p, size)}
+    assert sorted(r["pair_id"] for r in sides["train"] + sides["test"]) == sorted(r["pair_id"] for r in sides["all"])
+    with pytest.raises(InputError, match="--split 'dev'"):
+        export_version(store, "d", None, fmt="dpo", out=tmp_path / "x.parquet", split="dev")

@@ -68,21 +68,16 @@ def engine_for(
 
 
 def _ray_pool(cfg: EngineConfig, runner: RunnerConfig, references: Mapping[str, str]) -> Engine:
-    """One pool per (engine, runner) in this process; a scripted pool also per reference set, and a new
-    set replaces the old pool (its actors are stopped) rather than piling actors up."""
+    """One pool per (engine, runner) in this process, and for a scripted engine per reference set too
+    (its policy answers from them). Pools are never closed here: a run's engines may still hold one."""
     import hashlib
     import json
 
     from prefmill.engines.ray_pool import RayEnginePool
 
-    key = f"ray:{_key(cfg)}:{runner.model_dump_json()}"
     refs = hashlib.sha256(json.dumps(sorted(references.items())).encode()).hexdigest() if cfg.kind == "scripted" else ""
-    pool = _ENGINES.get(key)
-    if pool is not None and getattr(pool, "references_key", "") == refs:
-        return pool
-    if pool is not None:
-        pool.close()  # type: ignore[attr-defined]
-    pool = RayEnginePool(cfg, runner, references=references if cfg.kind == "scripted" else None)
-    pool.references_key = refs
-    _ENGINES[key] = pool
+    key = f"ray:{_key(cfg)}:{runner.model_dump_json()}:{refs}"
+    if (pool := _ENGINES.get(key)) is None:
+        pool = RayEnginePool(cfg, runner, references=references if cfg.kind == "scripted" else None)
+        _ENGINES[key] = pool
     return pool

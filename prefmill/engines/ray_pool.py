@@ -31,6 +31,10 @@ from prefmill.runner_config import RunnerConfig
 log = logging.getLogger("prefmill")
 
 
+class _ReplicaDied(Exception):
+    """A replica's actor is gone for good (died again after Ray restarted it once)."""
+
+
 class _Replica:
     """One engine on one Ray worker; built where it runs, so a vLLM model loads on its own GPU."""
 
@@ -71,7 +75,8 @@ def connect(runner: RunnerConfig) -> None:
     try:
         ray.init(address=address, **kwargs)
     except (ConnectionError, ValueError, RuntimeError) as exc:
-        raise ConfigError(f"runner.address: cannot join the Ray cluster {address!r}: {cut(str(exc))}",
+        where = "runner.address" if runner.address else "$RAY_ADDRESS"  # the value may hold a secret: not shown
+        raise ConfigError(f"{where}: cannot join the Ray cluster: {type(exc).__name__}",
                           hint="start it with `ray start --head`, or set runner.address: null to run Ray here") from None
 
 
@@ -90,10 +95,11 @@ class RayEnginePool:
         refs = ray.put(dict(references or {}))
         self.replicas = [actor.remote(engine.model_dump_json(), refs) for _ in range(runner.replicas)]
         try:
-            prints = set(ray.get([r.fingerprint.remote() for r in self.replicas]))
-        except ray.exceptions.RayError as exc:
+            prints = set(ray.get([r.fingerprint.remote() for r in self.replicas], timeout=runner.start_timeout))
+        except (ray.exceptions.RayError, TimeoutError) as exc:  # GetTimeoutError is both
             self.close()
-            raise EngineError(f"runner: the engine replicas did not start: {cut(str(exc), 400)}",
+            raise EngineError(f"runner: the engine replicas did not start within {runner.start_timeout:.0f} s: "
+                              f"{cut(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 300)}",
                               hint="check the cluster has the CPUs/GPUs of runner.num_cpus/num_gpus per replica "
                                    "and prefmill installed on every node") from None
         if len(prints) != 1:
@@ -108,24 +114,39 @@ class RayEnginePool:
 
         if not requests:
             return []
+        if not self.replicas:
+            raise EngineError("ray runner: this pool was closed")
         self.calls += 1
-        size = self.runner.batch_size
+        # Every replica gets work even when a call is small (a 64-prompt chunk, 8 replicas): batches of
+        # at most batch_size, at least one per replica.
+        size = max(1, min(self.runner.batch_size, -(-len(requests) // len(self.replicas))))
         batches = [list(requests[i:i + size]) for i in range(0, len(requests), size)]
         pending = list(range(len(batches)))[::-1]  # popped from the end: first batch first
         in_flight: dict[Any, tuple[int, int]] = {}  # object ref -> (batch, replica)
-        load = [0] * len(self.replicas)
+        load = {i: 0 for i in range(len(self.replicas))}  # live replicas only
         done: dict[str, GenResult] = {}
         while pending or in_flight:
-            while pending and min(load) < self.runner.max_concurrent_batches:
-                replica = load.index(min(load))
+            while pending and load and min(load.values()) < self.runner.max_concurrent_batches:
+                replica = min(load, key=load.__getitem__)
                 batch = pending.pop()
                 in_flight[self.replicas[replica].generate.remote(batches[batch])] = (batch, replica)
                 load[replica] += 1
+            if not in_flight:  # every replica is dead: what is left fails, the stage decides
+                for batch in pending:
+                    done |= {r.request_id: GenResult(r.request_id, error="ray runner: no live replica") for r in batches[batch]}
+                break
             [ready], _ = ray.wait(list(in_flight), num_returns=1)
             batch, replica = in_flight.pop(ready)
+            try:
+                results = self._results(ready, batches[batch])
+            except _ReplicaDied as exc:  # dead after its restart: its batch goes to the others
+                log.warning("ray runner: replica %d is gone (%s); its batches go to the other %d",
+                            replica, exc, len(load) - 1)
+                load.pop(replica, None)
+                pending.append(batch)
+                continue
             load[replica] -= 1
-            for result in self._results(ready, batches[batch]):
-                done[result.request_id] = result
+            done |= {result.request_id: result for result in results}
         return [done[r.request_id] for r in requests]
 
     @staticmethod
@@ -134,8 +155,12 @@ class RayEnginePool:
 
         try:
             results = ray.get(ref)
-        except ray.exceptions.RayError as exc:  # the replica died twice, or its engine raised
-            reason = f"ray replica failed: {cut(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 300)}"
+        except (ray.exceptions.ActorDiedError, ray.exceptions.ActorUnavailableError) as exc:
+            raise _ReplicaDied(type(exc).__name__) from None
+        except ray.exceptions.RayTaskError as exc:  # the engine raised on the replica: its cause, not Ray's header
+            cause = exc.cause if exc.cause is not None else exc
+            reason = f"ray replica: {type(cause).__name__}: {cut(str(cause), 300)}"
+            log.warning("%s", reason)
             return [GenResult(request_id=r.request_id, error=reason) for r in batch]
         if [r.request_id for r in results] != [r.request_id for r in batch]:
             raise EngineError("ray runner: a replica returned results for other requests than it was sent")

@@ -15,6 +15,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+import pyarrow.compute as pc
+
+from prefmill.splits import Splits, held_out_mask
 from prefmill.atomic import write_atomically
 from prefmill.errors import InputError, OutputError, os_reason
 from prefmill.exports.dpo import to_dpo
@@ -77,15 +80,23 @@ def _write(table: pa.Table, out: Path) -> None:
 
 
 def export_version(root: Path, dataset: str, version: str | None, *, fmt: Format, out: Path,
-                   labels: LabelKind = "hard", placeholder: str = PLACEHOLDER, tokenizer: Any = None) -> ExportResult:
+                   labels: LabelKind = "hard", placeholder: str = PLACEHOLDER, tokenizer: Any = None,
+                   split: str = "all", test_size: float = 0.1) -> ExportResult:
     """Write `fmt` of a version (default: the latest) to `out`. With `tokenizer` (a transformers
-    tokenizer), an `openrlhf-prm` export is checked to tokenize as OpenRLHF expects before it is written."""
+    tokenizer), an `openrlhf-prm` export is checked to tokenize as OpenRLHF expects before it is written.
+    `split` train / test: only the prompts `prefmill publish --test-size` puts on that side (the same
+    hash rule, prefmill.splits), so a model trained on the export never saw the published test prompts."""
     if fmt not in CONFIG:
         raise InputError(f"--format {fmt!r}: expected one of {', '.join(CONFIG)}")
     _check_labels(fmt, labels)
     out = Path(out)
     check_output(out)
+    if split not in ("all", "train", "test"):
+        raise InputError(f"--split {split!r}: expected all, train or test")
     manifest, source = read_config(root, dataset, version, CONFIG[fmt], needed_by=f"--format {fmt}")
+    if split != "all":
+        test = held_out_mask(source, Splits(test_size).test_size, where=f"{dataset} {CONFIG[fmt]}")
+        source = source.filter(test if split == "test" else pc.invert(test))
     name = str(manifest.get("version", version))
     skipped: dict[str, int] = {}
     table = build(source, fmt, labels=labels, placeholder=placeholder, skipped=skipped)

@@ -101,3 +101,45 @@ def test_a_killed_driver_resumes_after_its_last_finished_chunk(ray_cluster, tmp_
 
     uninterrupted = preference(config=recipe, store=str(tmp_path / "fresh"))
     assert _manifest(Path(result["path"]))["content_hash"] == _manifest(Path(uninterrupted["path"]))["content_hash"]
+
+
+def _requests(count: int):
+    from prefmill.engines.base import GenRequest, Sampling
+
+    return [GenRequest(f"r{i}", messages=({"role": "user", "content": f"What is {i} + {i}?"},),
+                       sampling=Sampling(n=2, seed=i)) for i in range(count)]
+
+
+def test_a_replica_dead_for_good_hands_its_batches_to_the_others(ray_cluster):
+    import ray
+
+    from prefmill.engine_config import EngineConfig
+
+    cfg = EngineConfig(kind="scripted")
+    pool = engine_for(cfg, runner=RunnerConfig(**_ray(ray_cluster, batch_size=2)), references={})
+    requests = _requests(12)
+    ray.kill(pool.replicas[0], no_restart=True)
+    assert pool.generate(requests) == engine_for(cfg, references={}).generate(requests)
+    ray.kill(pool.replicas[1], no_restart=True)
+    assert {r.error for r in pool.generate(requests)} == {"ray runner: no live replica"}
+
+
+def test_a_small_call_is_spread_over_every_replica(ray_cluster):
+    from prefmill.engine_config import EngineConfig
+
+    pool = engine_for(EngineConfig(kind="scripted"), runner=RunnerConfig(**_ray(ray_cluster, batch_size=64)), references={})
+    pool.generate(_requests(10))  # one chunk smaller than batch_size: still one batch a replica
+    assert [s["calls"] for s in pool.replica_stats()] == [1, 1]
+
+
+@pytest.mark.parametrize(("runner", "message"), [
+    ({"replicas": 4}, "replicas apply to kind: ray only"),
+    ({"kind": "ray", "address": "user:secret@head:6379"}, "without user@"),
+    ({"kind": "ray", "address": "ray://head:10001?token=abc"}, "without user@"),
+])
+def test_runner_settings_are_checked(runner, message, gsm8k_test):
+    from prefmill.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message) as info:
+        validate_config({"dataset": "x", "source": {"path": str(gsm8k_test)}, "runner": runner})
+    assert "secret" not in str(info.value) and "abc" not in str(info.value)
