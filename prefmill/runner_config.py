@@ -30,6 +30,9 @@ class RunnerConfig(BaseModel):
     """Batches in flight per replica, so a replica never waits for the driver between batches."""
     object_store_memory_mb: int | None = Field(None, ge=64)
     """Local Ray instance only: its object store (default: Ray's own, 30% of memory)."""
+    batch_timeout: float = Field(3600, gt=0, le=86_400)
+    """Seconds a batch may take on a replica; past it the replica is dropped (a lost node whose actor
+    cannot be placed again would otherwise block the run) and its batches go to the others."""
     start_timeout: float = Field(900, gt=0, le=86_400)
     """Seconds the replicas may take to start (load their model); Ray waits forever for resources a
     cluster does not have, so past this the run stops with one error instead of hanging."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -89,6 +90,7 @@ class RayEnginePool:
         connect(runner)
         self.runner = runner
         self.calls = 0
+        self.dead: set[int] = set()  # replicas gone for good: never sent a batch again
         actor = ray.remote(_Replica).options(
             num_cpus=runner.num_cpus, num_gpus=runner.num_gpus, max_restarts=1, max_task_retries=1,
         )
@@ -122,32 +124,46 @@ class RayEnginePool:
         size = max(1, min(self.runner.batch_size, -(-len(requests) // len(self.replicas))))
         batches = [list(requests[i:i + size]) for i in range(0, len(requests), size)]
         pending = list(range(len(batches)))[::-1]  # popped from the end: first batch first
-        in_flight: dict[Any, tuple[int, int]] = {}  # object ref -> (batch, replica)
-        load = {i: 0 for i in range(len(self.replicas))}  # live replicas only
+        in_flight: dict[Any, tuple[int, int, float]] = {}  # object ref -> (batch, replica, sent at)
+        load = {i: 0 for i in range(len(self.replicas)) if i not in self.dead}  # live replicas only
         done: dict[str, GenResult] = {}
         while pending or in_flight:
             while pending and load and min(load.values()) < self.runner.max_concurrent_batches:
                 replica = min(load, key=load.__getitem__)
                 batch = pending.pop()
-                in_flight[self.replicas[replica].generate.remote(batches[batch])] = (batch, replica)
+                in_flight[self.replicas[replica].generate.remote(batches[batch])] = (batch, replica, time.monotonic())
                 load[replica] += 1
             if not in_flight:  # every replica is dead: what is left fails, the stage decides
                 for batch in pending:
                     done |= {r.request_id: GenResult(r.request_id, error="ray runner: no live replica") for r in batches[batch]}
                 break
-            [ready], _ = ray.wait(list(in_flight), num_returns=1)
-            batch, replica = in_flight.pop(ready)
+            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=min(60.0, self.runner.batch_timeout))
+            if not ready:  # a replica stuck past batch_timeout (node lost, restart unplaceable) is dropped
+                for ref, (batch, replica, sent) in list(in_flight.items()):
+                    if time.monotonic() - sent > self.runner.batch_timeout and replica in load:
+                        self._drop(replica, load, f"no result in {self.runner.batch_timeout:.0f} s")
+                        ray.kill(self.replicas[replica], no_restart=True)
+                for ref, (batch, replica, _) in list(in_flight.items()):
+                    if replica not in load:
+                        del in_flight[ref]
+                        pending.append(batch)
+                continue
+            batch, replica, _ = in_flight.pop(ready[0])
             try:
-                results = self._results(ready, batches[batch])
+                results = self._results(ready[0], batches[batch])
             except _ReplicaDied as exc:  # dead after its restart: its batch goes to the others
-                log.warning("ray runner: replica %d is gone (%s); its batches go to the other %d",
-                            replica, exc, len(load) - 1)
-                load.pop(replica, None)
+                self._drop(replica, load, str(exc))
                 pending.append(batch)
                 continue
-            load[replica] -= 1
+            if replica in load:
+                load[replica] -= 1
             done |= {result.request_id: result for result in results}
         return [done[r.request_id] for r in requests]
+
+    def _drop(self, replica: int, load: dict[int, int], why: str) -> None:
+        if load.pop(replica, None) is not None:
+            self.dead.add(replica)
+            log.warning("ray runner: replica %d is gone (%s); its batches go to the other %d", replica, why, len(load))
 
     @staticmethod
     def _results(ref: Any, batch: list[GenRequest]) -> list[GenResult]:

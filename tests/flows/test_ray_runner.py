@@ -143,3 +143,16 @@ def test_runner_settings_are_checked(runner, message, gsm8k_test):
     with pytest.raises(ConfigError, match=message) as info:
         validate_config({"dataset": "x", "source": {"path": str(gsm8k_test)}, "runner": runner})
     assert "secret" not in str(info.value) and "abc" not in str(info.value)
+
+
+def test_a_stuck_batch_drops_its_replica_instead_of_hanging_the_run(ray_cluster):
+    import time
+
+    from prefmill.engine_config import EngineConfig
+
+    slow = EngineConfig(kind="scripted", latency=30)
+    pool = engine_for(slow, runner=RunnerConfig(**_ray(ray_cluster, batch_timeout=1)), references={})
+    start = time.monotonic()
+    results = pool.generate(_requests(4))
+    assert time.monotonic() - start < 15
+    assert {r.error for r in results} == {"ray runner: no live replica"} and pool.dead == {0, 1}
