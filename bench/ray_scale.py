@@ -4,13 +4,14 @@ Scripted part: the engine stands in for a model whose batch takes `latency + per
 seconds (a GPU's time grows with its batch), so what the replicas overlap is model time and what is
 left is Ray's own cost. Baseline, measured in the same run: the local engine, one call for everything.
     overhead per batch = (wall at 1 replica - the engine's sleep for its batches) / batches
-Real part: GSM8K prompts through the real model (SmolLM2-135M via vLLM on this CPU): the local engine
+Recipe part: the preference flow (all its engine calls) on the same engine, local runner vs
+`runner: ray`, with the published content hashes checked equal. Real part: GSM8K prompts through the real model (SmolLM2-135M via vLLM on this CPU): the local engine
 vs one replica (same model, same requests, after one warm-up call each); more replicas on 2 cores only
 share them, so `--real-replicas 1,2` shows that cost rather than a gain.
 
-    python -m bench.ray_scale [--requests 2048] [--batch 64] [--replicas 1,2,4] [--real-prompts 16]
+    python -m bench.ray_scale [--requests 2048] [--batch 64] [--replicas 1,2,4] [--recipe-prompts 512] [--real-prompts 16]
 
-Last line: `ray_scale scripted_speedup_2=... scripted_speedup_max=... overhead_ms_per_batch=... real_ratio=...`
+Last line: `ray_scale scripted_speedup_2=... scripted_speedup_max=... replicas_max=... recipe_speedup_2=... overhead_ms_per_batch=... real_ratio=...`
 """
 
 from __future__ import annotations
@@ -69,6 +70,34 @@ def scripted(args, rows: list) -> dict[str, float]:
     return figures
 
 
+def recipe(args, rows: list) -> dict[str, float]:
+    """The preference recipe (generate, verify, vote, pointwise judge, pairs, RISE) through its real
+    Prefect flow, local runner vs `runner: ray`, on the scripted engine with the same latency model."""
+    import tempfile
+
+    from prefmill.flows.preference import preference
+    from prefmill.flows.server import prefect_api, start_api
+
+    work = Path(tempfile.mkdtemp(prefix="prefmill-ray-scale-"))
+    engine = {"kind": "scripted", "latency": args.latency, "latency_per_request": args.per_request}
+    base = {"source": {"path": str(TRAIN), "limit": args.recipe_prompts}, "engine": engine,
+            "generate": {"n": 4, "seed": 5, "chunk_size": 128}, "judge": {"pointwise": True},
+            "rise": {"enabled": True, "editor": "llm"}}
+    figures, hashes = {}, set()
+    with prefect_api(start_api()):
+        for label, runner in [("local", {}), *[(f"ray x{r}", {"kind": "ray", "replicas": r, "batch_size": args.batch})
+                                               for r in args.replicas]]:
+            recipe = base | {"dataset": "ray-scale", "runner": runner} if runner else base | {"dataset": "ray-scale"}
+            start = time.perf_counter()
+            result = preference(config=recipe, store=str(work / label.replace(" ", "")))
+            wall = time.perf_counter() - start
+            hashes.add(json.loads((Path(result["path"]) / "manifest.json").read_text())["content_hash"])
+            figures[label] = wall
+            rows.append(("recipe", label, wall, args.recipe_prompts / wall, figures["local"] / wall))
+    assert len(hashes) == 1, "the runners published different datasets"
+    return figures
+
+
 def real(args, rows: list) -> float:
     from prefmill.engine_config import EngineConfig
     from prefmill.engines import engine_for
@@ -105,6 +134,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05, help="scripted: seconds per call")
     parser.add_argument("--per-request", type=float, default=0.002, help="scripted: seconds per request of a call")
     parser.add_argument("--replicas", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2, 4])
+    parser.add_argument("--recipe-prompts", type=int, default=512, help="prompts through the preference flow (0: skip)")
     parser.add_argument("--real-prompts", type=int, default=16)
     parser.add_argument("--real-tokens", type=int, default=96)
     parser.add_argument("--real-replicas", type=lambda s: [int(x) for x in s.split(",")], default=[1])
@@ -115,13 +145,15 @@ def main() -> None:
              object_store_memory=512 * 1024**2, configure_logging=False)
     rows: list[tuple] = []
     figures = scripted(args, rows)
+    flows = recipe(args, rows) if args.recipe_prompts else {}
     real_ratio = real(args, rows) if args.real_prompts else 0.0
-    print(f"{'engine':9s} {'runner':13s} {'seconds':>8s} {'req|samples/s':>14s} {'vs local':>9s}")
+    print(f"{'engine':9s} {'runner':13s} {'seconds':>8s} {'rate/s':>14s} {'vs local':>9s}")
     for kind, runner, seconds, rate, ratio in rows:
         print(f"{kind:9s} {runner:13s} {seconds:8.2f} {rate:14.1f} {ratio:9.2f}")
     top = max(args.replicas)
     print(f"ray_scale scripted_speedup_2={figures.get('speedup_2', 0):.2f} scripted_speedup_max={figures[f'speedup_{top}']:.2f} "
-          f"replicas_max={top} overhead_ms_per_batch={figures.get('overhead_ms', 0):.1f} real_ratio={real_ratio:.3f}")
+          f"replicas_max={top} recipe_speedup_2={flows['local'] / flows['ray x2'] if 'ray x2' in flows else 0:.2f} "
+          f"overhead_ms_per_batch={figures.get('overhead_ms', 0):.1f} real_ratio={real_ratio:.3f}")
 
 
 if __name__ == "__main__":
