@@ -283,3 +283,18 @@ def test_a_run_on_s3_publishes_what_a_local_run_does_and_no_secret_shows(url, tm
     for folder in (tmp_path, Path(os.environ["PREFECT_HOME"])):
         written += [p.read_bytes() for p in folder.rglob("*") if p.is_file()]
     assert not [b for b in written if SECRET.encode() in b or TOKEN.encode() in b]
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_the_demo_on_ray_replicas_into_a_bucket_is_the_local_dataset(url, tmp_path, monkeypatch, ray_cluster):
+    """Both halves of scaling out at once: engine calls on 2 Ray replicas, versions and rollouts in S3."""
+    monkeypatch.setenv("PREFMILL_WORK", str(tmp_path / "work"))
+    demo = ["run", str(ROOT / "configs" / "demo.yaml"), "--set", "engine.kind=scripted", "--set", "source.limit=4"]
+    ray = ["--set", "runner.kind=ray", "--set", f"runner.address={ray_cluster}", "--set", "runner.replicas=2",
+           "--set", "runner.batch_size=4"]
+    local = runner.invoke(app, [*demo, "--store", str(tmp_path / "local")])
+    remote = runner.invoke(app, [*demo, *ray, "--store", url])
+    assert local.exit_code == 0 and remote.exit_code == 0, local.output + remote.output
+    manifests = [read_manifest(root, "gsm8k-demo") for root in (tmp_path / "local", open_store(url))]
+    assert manifests[0]["content_hash"] == manifests[1]["content_hash"]
+    assert manifests[1]["runner"]["replicas"] == 2 and any(k.startswith(".cache/rollouts/shard-") for k in _objects(url))
