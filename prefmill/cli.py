@@ -59,6 +59,10 @@ def _run(config: Path, root: Path | Location, overrides: list[str], server) -> N
         for field, engine in _engines(cfg):
             if engine.kind == "vllm":
                 check_model(engine.model, where=f"{config}: {field}.model")
+        if cfg.runner.kind == "ray":
+            from prefmill.engines.ray_pool import check_address
+
+            check_address(cfg.runner)
         check_writable(root, cfg.dataset)  # last: it creates the store folder when it is missing
     except PrefmillError as exc:
         _fail(exc)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -61,13 +62,24 @@ class _Replica:
                 "requests": dict(self.requests)}
 
 
+def check_address(runner: RunnerConfig) -> tuple[str | None, str]:
+    """The cluster address a run will join and where it came from; one clear error, at once, when
+    nothing listens there (ray.init would retry for minutes)."""
+    address = runner.address or os.environ.get("RAY_ADDRESS") or None
+    where = "runner.address" if runner.address else "$RAY_ADDRESS"  # the value may hold a secret: not shown
+    if address not in (None, "auto") and not _reachable(address):
+        raise ConfigError(f"{where}: no Ray cluster answers there (nothing listens on that host:port)",
+                          hint="start it with `ray start --head`, or set runner.address: null to run Ray here")
+    return address, where
+
+
 def connect(runner: RunnerConfig) -> None:
     """Join the recipe's cluster (or $RAY_ADDRESS), else start Ray on this machine; once a process."""
     import ray
 
     if ray.is_initialized():
         return
-    address = runner.address or os.environ.get("RAY_ADDRESS") or None
+    address, where = check_address(runner)
     kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
     if address is None:
         kwargs |= {"include_dashboard": False}
@@ -76,9 +88,19 @@ def connect(runner: RunnerConfig) -> None:
     try:
         ray.init(address=address, **kwargs)
     except (ConnectionError, ValueError, RuntimeError) as exc:
-        where = "runner.address" if runner.address else "$RAY_ADDRESS"  # the value may hold a secret: not shown
         raise ConfigError(f"{where}: cannot join the Ray cluster: {type(exc).__name__}",
                           hint="start it with `ray start --head`, or set runner.address: null to run Ray here") from None
+
+
+def _reachable(address: str, *, timeout: float = 5.0) -> bool:
+    """Whether something listens on the address's host:port (GCS for `host:port`, the Ray Client
+    server for `ray://host:port`)."""
+    host, _, port = address.split("://", 1)[-1].rstrip("/").rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 class RayEnginePool:

@@ -156,3 +156,23 @@ def test_a_stuck_batch_drops_its_replica_instead_of_hanging_the_run(ray_cluster)
     results = pool.generate(_requests(4))
     assert time.monotonic() - start < 15
     assert {r.error for r in results} == {"ray runner: no live replica"} and pool.dead == {0, 1}
+
+
+def test_an_address_nobody_listens_on_is_one_error_at_once(tmp_path):
+    import socket
+    import time
+
+    from typer.testing import CliRunner
+
+    from prefmill.cli import app
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.monotonic()
+    result = CliRunner().invoke(app, ["run", str(ROOT / "configs" / "demo.yaml"), "--set", "engine.kind=scripted",
+                                      "--set", "runner.kind=ray", "--set", f"runner.address=127.0.0.1:{port}",
+                                      "--store", str(tmp_path / "store")])
+    assert result.exit_code == 2 and time.monotonic() - start < 30
+    assert "runner.address: no Ray cluster answers there" in result.output and "Traceback" not in result.output
+    assert str(port) not in result.output and not (tmp_path / "store").exists()
