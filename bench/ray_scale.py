@@ -70,6 +70,16 @@ def scripted(args, rows: list) -> dict[str, float]:
     return figures
 
 
+def _close_pools() -> None:
+    from prefmill.engines import _ENGINES
+    from prefmill.engines.ray_pool import RayEnginePool
+
+    for key, engine in list(_ENGINES.items()):
+        if isinstance(engine, RayEnginePool):
+            engine.close()
+            del _ENGINES[key]
+
+
 def recipe(args, rows: list) -> dict[str, float]:
     """The preference recipe (generate, verify, vote, pointwise judge, pairs, RISE) through its real
     Prefect flow, local runner vs `runner: ray`, on the scripted engine with the same latency model."""
@@ -93,6 +103,7 @@ def recipe(args, rows: list) -> dict[str, float]:
             wall = time.perf_counter() - start
             hashes.add(json.loads((Path(result["path"]) / "manifest.json").read_text())["content_hash"])
             figures[label] = wall
+            _close_pools()  # the next runner's replicas need the CPUs these hold
             rows.append(("recipe", label, wall, args.recipe_prompts / wall, figures["local"] / wall))
     assert len(hashes) == 1, "the runners published different datasets"
     return figures

@@ -119,7 +119,15 @@ class RayEnginePool:
         refs = ray.put(dict(references or {}))
         self.replicas = [actor.remote(engine.model_dump_json(), refs) for _ in range(runner.replicas)]
         try:
-            prints = set(ray.get([r.fingerprint.remote() for r in self.replicas], timeout=runner.start_timeout))
+            asked = [r.fingerprint.remote() for r in self.replicas]
+            waited = min(30.0, runner.start_timeout)
+            started, _ = ray.wait(asked, num_returns=len(asked), timeout=waited)
+            if len(started) < len(asked):  # Ray waits silently for resources the cluster may not have
+                log.warning("ray runner: %d of %d replicas not started after %.0f s; each needs %g CPU and %g GPU "
+                            "free (cluster: %s); waiting up to runner.start_timeout=%.0f s", len(asked) - len(started),
+                            len(asked), waited, runner.num_cpus, runner.num_gpus, ray.available_resources(),
+                            runner.start_timeout)
+            prints = set(ray.get(asked, timeout=runner.start_timeout))
         except (ray.exceptions.RayError, TimeoutError) as exc:  # GetTimeoutError is both
             self.close()
             raise EngineError(f"runner: the engine replicas did not start within {runner.start_timeout:.0f} s: "

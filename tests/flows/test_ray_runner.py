@@ -176,3 +176,17 @@ def test_an_address_nobody_listens_on_is_one_error_at_once(tmp_path):
     assert result.exit_code == 2 and time.monotonic() - start < 30
     assert "runner.address: no Ray cluster answers there" in result.output and "Traceback" not in result.output
     assert str(port) not in result.output and not (tmp_path / "store").exists()
+
+
+def test_replicas_the_cluster_cannot_place_are_one_error_not_a_hang(ray_cluster, caplog):
+    import time
+
+    from prefmill.engine_config import EngineConfig
+    from prefmill.errors import EngineError
+
+    start = time.monotonic()
+    with pytest.raises(EngineError, match="did not start within 2 s") as info:
+        engine_for(EngineConfig(kind="scripted"), runner=RunnerConfig(**_ray(ray_cluster, num_cpus=64, start_timeout=2)),
+                   references={})
+    assert time.monotonic() - start < 20 and "CPUs/GPUs" in (info.value.hint or "")
+    assert "not started after 2 s; each needs 64 CPU" in caplog.text
