@@ -8,13 +8,13 @@ from pathlib import Path
 
 from prefmill import progress
 from prefmill.config import EngineConfig, RunConfig
-from prefmill.runner_config import RunnerConfig
 from prefmill.engines import engine_for
 from prefmill.engines.cached import CachingEngine, RolloutCache
 from prefmill.flows.gpu import GpuSlot
 from prefmill.flows.publish import load_eval_questions_task, load_prompts_task
 from prefmill.flows.stages import concat_task, decontaminate_task, generate_task, verify_task
 from prefmill.refs import TableRef
+from prefmill.runner_config import RunnerConfig
 from prefmill.store_location import Location, open_store, work_folder
 
 

@@ -62,6 +62,9 @@ class _Replica:
                 "requests": dict(self.requests)}
 
 
+_START_HINT = "start it with `ray start --head`, or set runner.address: null to run Ray here"
+
+
 def check_address(runner: RunnerConfig) -> tuple[str | None, str]:
     """The cluster address a run will join and where it came from; one clear error, at once, when
     nothing listens there (ray.init would retry for minutes)."""
@@ -69,7 +72,7 @@ def check_address(runner: RunnerConfig) -> tuple[str | None, str]:
     where = "runner.address" if runner.address else "$RAY_ADDRESS"  # the value may hold a secret: not shown
     if address not in (None, "auto") and not _reachable(address):
         raise ConfigError(f"{where}: no Ray cluster answers there (nothing listens on that host:port)",
-                          hint="start it with `ray start --head`, or set runner.address: null to run Ray here")
+                          hint=_START_HINT)
     return address, where
 
 
@@ -89,7 +92,7 @@ def connect(runner: RunnerConfig) -> None:
         ray.init(address=address, **kwargs)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         raise ConfigError(f"{where}: cannot join the Ray cluster: {type(exc).__name__}",
-                          hint="start it with `ray start --head`, or set runner.address: null to run Ray here") from None
+                          hint=_START_HINT) from None
 
 
 def _reachable(address: str, *, timeout: float = 5.0) -> bool:
@@ -149,13 +152,13 @@ class RayEnginePool:
         if not self.replicas:
             raise EngineError("ray runner: this pool was closed")
         self.calls += 1
-        # Every replica gets work even when a call is small (a 64-prompt chunk, 8 replicas): batches of
-        # at most batch_size, at least one per replica.
-        size = max(1, min(self.runner.batch_size, -(-len(requests) // len(self.replicas))))
+        load = {i: 0 for i in range(len(self.replicas)) if i not in self.dead}  # live replicas only
+        # Every live replica gets work even when a call is small (a 64-prompt chunk, 8 replicas):
+        # batches of at most batch_size, at least one per replica.
+        size = max(1, min(self.runner.batch_size, -(-len(requests) // max(1, len(load)))))
         batches = [list(requests[i:i + size]) for i in range(0, len(requests), size)]
         pending = list(range(len(batches)))[::-1]  # popped from the end: first batch first
         in_flight: dict[Any, tuple[int, int, float]] = {}  # object ref -> (batch, replica, sent at)
-        load = {i: 0 for i in range(len(self.replicas)) if i not in self.dead}  # live replicas only
         done: dict[str, GenResult] = {}
         while pending or in_flight:
             while pending and load and min(load.values()) < self.runner.max_concurrent_batches:
@@ -213,7 +216,7 @@ class RayEnginePool:
         return results
 
     def replica_stats(self) -> list[dict[str, Any]]:
-        """Per replica: pid, node, calls and requests by purpose (tests and `bench.scale` read it)."""
+        """Per replica: pid, node, calls and requests by purpose (what the tests check replicas served)."""
         import ray
 
         return ray.get([r.stats.remote() for r in self.replicas])

@@ -13,11 +13,9 @@ from typing import Any, Literal
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-import pyarrow.compute as pc
-
-from prefmill.splits import Splits, held_out_mask
 from prefmill.atomic import write_atomically
 from prefmill.errors import InputError, OutputError, os_reason
 from prefmill.exports.dpo import to_dpo
@@ -25,6 +23,7 @@ from prefmill.exports.openrlhf import PLACEHOLDER, check_tokenizer, to_openrlhf_
 from prefmill.exports.prm import to_prm
 from prefmill.exports.source import read_config
 from prefmill.exports.step_labels import LABEL_KINDS, LabelKind
+from prefmill.splits import Splits, held_out_mask
 
 Format = Literal["dpo", "prm", "openrlhf-prm"]
 CONFIG = {"dpo": "pairs", "prm": "steps", "openrlhf-prm": "steps"}  # the config each format is made from
